@@ -1,0 +1,369 @@
+//! The configuration file's model (TOML), shared by the service and the CLI.
+//!
+//! Parsing is pure: [`Config::from_toml_str`] takes text, and [`Config::credentials`] takes the
+//! environment and file reader as functions, so the core never touches either itself.
+//! Unknown keys are rejected with their path.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::{AccountId, Credentials, Passcode, Region};
+use crate::deliver::{DeliverySettings, MAX_BATCH_SIZE};
+use crate::spec::{Routing, TransformSpec};
+use crate::upload::{Endpoint, HttpUploaderConfig};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: the webhook service.
+    pub server: ServerConfig,
+    /// `[clevertap]`: where the Upload API is.
+    pub clevertap: ClevertapConfig,
+    /// `[[accounts]]`: the accounts records may be loaded into; the first is the default.
+    pub accounts: Vec<AccountConfig>,
+    /// `[delivery]`: how records are sent.
+    pub delivery: DeliveryConfig,
+    /// `[routing]`: how a payload picks its account.
+    pub routing: RoutingConfig,
+    /// `[transform]`: what is loaded.
+    pub transform: TransformSpec,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Largest webhook body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[clevertap]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClevertapConfig {
+    /// The account's region (`in1`, `sg1`, `us1`, `aps3`, `mec1`, `eu1`).
+    pub region: Region,
+    /// A full base URL, overriding `region` (a proxy, or a fake CleverTap in tests).
+    pub api_base_url: Option<String>,
+    /// Timeout of one upload request, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for ClevertapConfig {
+    fn default() -> Self {
+        ClevertapConfig {
+            region: Region::Eu1,
+            api_base_url: None,
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl ClevertapConfig {
+    /// The uploader settings these values describe.
+    pub fn uploader(&self) -> HttpUploaderConfig {
+        HttpUploaderConfig {
+            endpoint: match &self.api_base_url {
+                Some(url) => Endpoint::BaseUrl(url.clone()),
+                None => Endpoint::Region(self.region),
+            },
+            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+        }
+    }
+}
+
+/// One `[[accounts]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// The account id.
+    pub id: AccountId,
+    /// The passcode itself (prefer `passcode_env` or `passcode_file`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "redact"
+    )]
+    pub passcode: Option<String>,
+    /// The environment variable holding the passcode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passcode_env: Option<String>,
+    /// A file holding the passcode (surrounding white space is trimmed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passcode_file: Option<PathBuf>,
+}
+
+fn redact<S: serde::Serializer>(_: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(crate::account::REDACTED)
+}
+
+/// How records are sent: `sync` answers the webhook after CleverTap replied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    /// Upload before answering the webhook.
+    #[default]
+    Sync,
+}
+
+/// `[delivery]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// `sync`.
+    pub mode: DeliveryMode,
+    /// Records per upload request (1 to 1000).
+    pub batch_size: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            mode: DeliveryMode::Sync,
+            batch_size: MAX_BATCH_SIZE,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The engine settings these values describe.
+    pub fn settings(&self) -> DeliverySettings {
+        DeliverySettings {
+            batch_size: self.batch_size,
+        }
+    }
+}
+
+/// `[routing]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Honour a campaign's `key_values.target_passcode` for an account not configured here.
+    pub allow_payload_credentials: bool,
+}
+
+/// A configuration fault, with the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration at `{path}`: {message}")]
+pub struct ConfigError {
+    /// The key, e.g. `accounts[0].passcode_env` or `delivery.batch_size`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and checks a TOML configuration.
+    ///
+    /// ```
+    /// use clevertap_etl_core::Config;
+    ///
+    /// let config = Config::from_toml_str(r#"
+    ///     [clevertap]
+    ///     region = "in1"
+    ///     [[accounts]]
+    ///     id = "W44-Z4K-K65Z"
+    ///     passcode_env = "CT_PASSCODE"
+    /// "#)?;
+    /// assert_eq!(config.accounts[0].id.as_str(), "W44-Z4K-K65Z");
+    ///
+    /// let err = Config::from_toml_str("[delivery]\nbatch_size = 5000").unwrap_err();
+    /// assert_eq!(err.path, "delivery.batch_size");
+    /// # Ok::<(), clevertap_etl_core::ConfigError>(())
+    /// ```
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let de =
+            toml::Deserializer::parse(text).map_err(|e| ConfigError::new(".", e.to_string()))?;
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().message().to_owned();
+            ConfigError::new(path, message)
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_BATCH_SIZE).contains(&self.delivery.batch_size) {
+            return Err(ConfigError::new(
+                "delivery.batch_size",
+                format!(
+                    "must be between 1 and {MAX_BATCH_SIZE}, not {}",
+                    self.delivery.batch_size
+                ),
+            ));
+        }
+        if let Some(url) = &self.clevertap.api_base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    "clevertap.api_base_url",
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        for (i, a) in self.accounts.iter().enumerate() {
+            let sources = [
+                a.passcode.is_some(),
+                a.passcode_env.is_some(),
+                a.passcode_file.is_some(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                return Err(ConfigError::new(
+                    format!("accounts[{i}]"),
+                    "set exactly one of passcode, passcode_env, passcode_file",
+                ));
+            }
+            if self.accounts[..i].iter().any(|b| b.id == a.id) {
+                return Err(ConfigError::new(
+                    format!("accounts[{i}].id"),
+                    format!("account {} is listed twice", a.id),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The routing these values describe.
+    pub fn routing(&self) -> Routing {
+        Routing {
+            accounts: self.accounts.iter().map(|a| a.id.clone()).collect(),
+            allow_payload_credentials: self.routing.allow_payload_credentials,
+        }
+    }
+
+    /// Resolves every account's passcode, looking variables up with `env` and reading files with
+    /// `read_file`. An unset variable or unreadable file is an error naming the key.
+    pub fn credentials(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        read_file: impl Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<Vec<Credentials>, ConfigError> {
+        self.accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let secret = if let Some(p) = &a.passcode {
+                    p.clone()
+                } else if let Some(var) = &a.passcode_env {
+                    env(var).ok_or_else(|| {
+                        ConfigError::new(
+                            format!("accounts[{i}].passcode_env"),
+                            format!("environment variable {var} is not set"),
+                        )
+                    })?
+                } else if let Some(path) = &a.passcode_file {
+                    read_file(path)
+                        .map_err(|e| {
+                            ConfigError::new(
+                                format!("accounts[{i}].passcode_file"),
+                                format!("cannot read {}: {e}", path.display()),
+                            )
+                        })?
+                        .trim()
+                        .to_owned()
+                } else {
+                    unreachable_source(i)?
+                };
+                if secret.trim().is_empty() {
+                    return Err(ConfigError::new(
+                        format!("accounts[{i}]"),
+                        "the passcode is empty",
+                    ));
+                }
+                Ok(Credentials {
+                    account_id: a.id.clone(),
+                    passcode: Passcode::new(secret.trim()),
+                })
+            })
+            .collect()
+    }
+}
+
+fn unreachable_source(i: usize) -> Result<String, ConfigError> {
+    Err(ConfigError::new(
+        format!("accounts[{i}]"),
+        "no passcode source",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_from_empty_text() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.delivery.batch_size, 1000);
+        assert_eq!(c.transform, TransformSpec::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_path() {
+        let err = Config::from_toml_str("[clevertap]\nregoin = \"in1\"").unwrap_err();
+        assert_eq!(err.path, "clevertap.regoin");
+        assert!(err.message.contains("regoin"), "{err}");
+        let err = Config::from_toml_str("[clevertap]\nregion = \"mars\"").unwrap_err();
+        assert_eq!(err.path, "clevertap.region");
+    }
+
+    #[test]
+    fn passcodes_resolve_from_env_and_files() {
+        let c = Config::from_toml_str(
+            "[[accounts]]\nid = \"A\"\npasscode_env = \"PC\"\n[[accounts]]\nid = \"B\"\npasscode_file = \"/p\"",
+        )
+        .unwrap();
+        let creds = c
+            .credentials(
+                |v| (v == "PC").then(|| "one".into()),
+                |_| Ok(" two\n".into()),
+            )
+            .unwrap();
+        assert_eq!(creds[0].passcode.expose(), "one");
+        assert_eq!(creds[1].passcode.expose(), "two");
+        let err = c.credentials(|_| None, |_| Ok("x".into())).unwrap_err();
+        assert_eq!(err.path, "accounts[0].passcode_env");
+    }
+
+    #[test]
+    fn account_needs_exactly_one_passcode_source() {
+        let err = Config::from_toml_str("[[accounts]]\nid = \"A\"").unwrap_err();
+        assert_eq!(err.path, "accounts[0]");
+        let err = Config::from_toml_str(
+            "[[accounts]]\nid = \"A\"\npasscode = \"x\"\npasscode_env = \"Y\"",
+        )
+        .unwrap_err();
+        assert_eq!(err.path, "accounts[0]");
+    }
+
+    #[test]
+    fn serialized_config_hides_passcodes() {
+        let c =
+            Config::from_toml_str("[[accounts]]\nid = \"A\"\npasscode = \"TOPSECRET\"").unwrap();
+        let text = toml::to_string(&c).unwrap();
+        assert!(!text.contains("TOPSECRET"), "{text}");
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the core crate: one binary, one module per concern.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod seed;
+mod support;
+mod uploader;
