@@ -1,1 +1,51 @@
-fn main() {}
+//! The `clevertap-etl` binary: a thin adapter over `clevertap-etl-core` and
+//! `clevertap-etl-axum`. It parses arguments, reads files and the environment, and maps errors
+//! to exit codes; every rule about records lives in the core.
+
+mod cli;
+mod commands;
+mod error;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::error::CliError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // reqwest is built with rustls and no default provider: pick ring once, here.
+    clevertap_etl_core::upload::ensure_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Demo => commands::demo::run().await,
+        Command::Transform { payload, config } => {
+            commands::transform::run(&payload, config.as_deref())
+        }
+        Command::Serve {
+            config,
+            listen,
+            sandbox,
+        } => commands::serve::run(config.as_deref(), listen, sandbox).await,
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! The library behind clevertap-etl: a CleverTap webhook campaign POSTs its qualifying profiles
 //! to us; this crate decodes that payload ([`WebhookPayload`]), maps it to CleverTap profile and
-//! event records with a pure function ([`transform`]), and loads them back through CleverTap's
+//! event records with a pure function ([`transform()`]), and loads them back through CleverTap's
 //! Upload API ([`Deliverer`] over an [`Uploader`], with [`HttpUploader`] as the real one).
 //!
 //! What it does not do: serve HTTP (that is `clevertap-etl-axum`), parse command lines (that is
@@ -29,8 +29,10 @@ pub mod account;
 pub mod config;
 pub mod deliver;
 pub mod payload;
+pub mod pipeline;
 pub mod record;
 pub mod report;
+pub mod sandbox;
 pub mod spec;
 pub mod transform;
 pub mod upload;
@@ -39,6 +41,7 @@ pub use crate::account::{AccountId, Credentials, Passcode, Region};
 pub use crate::config::{Config, ConfigError};
 pub use crate::deliver::{Deliverer, DeliverySettings};
 pub use crate::payload::{DecodeError, WebhookPayload, WebhookProfile};
+pub use crate::pipeline::{Pipeline, PipelineError, Preview};
 pub use crate::record::{UploadBody, UploadRecord, UploadResponse};
 pub use crate::report::{Counts, DeliveryReport, DeliveryState, Failure, RecordOutcome, Stage};
 pub use crate::spec::{Routing, TransformSpec};

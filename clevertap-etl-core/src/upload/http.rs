@@ -53,10 +53,7 @@ impl HttpUploader {
     /// Builds an uploader. TLS is rustls; when the process has no default crypto provider yet,
     /// the `ring` one is installed.
     pub fn new(config: HttpUploaderConfig) -> Result<Self, UploadError> {
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            // Losing the race to another thread installing one is fine: either will do.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
+        ensure_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .user_agent(concat!("clevertap-etl/", env!("CARGO_PKG_VERSION")))
@@ -86,6 +83,16 @@ impl HttpUploader {
         } else {
             UploadError::Other(error_chain(&e))
         }
+    }
+}
+
+/// Installs rustls' `ring` crypto provider as the process default, unless one is installed
+/// already. reqwest is built without a provider of its own (it builds faster), so any code that
+/// makes its own `reqwest::Client` calls this first.
+pub fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing the race to another thread installing one is fine: either will do.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

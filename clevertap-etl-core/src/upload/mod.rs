@@ -1,7 +1,7 @@
 //! The load step's I/O boundary: the [`Uploader`] trait and its reqwest implementation.
 //!
 //! An uploader sends one request body to one account and says what came back. It makes no
-//! retry decision: that is [`crate::retry::classify`]'s job, and waiting is the engine's.
+//! retry decision: that belongs to the delivery engine.
 
 mod error;
 mod http;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::error::UploadError;
-pub use self::http::{Endpoint, HttpUploader, HttpUploaderConfig};
+pub use self::http::{ensure_crypto_provider, Endpoint, HttpUploader, HttpUploaderConfig};
 use crate::account::Credentials;
 use crate::record::{UploadBody, UploadResponse};
 

@@ -1,0 +1,5 @@
+//! Integration tests of the service: the router driven in-process, CleverTap faked by wiremock.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+mod webhook;

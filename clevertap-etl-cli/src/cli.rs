@@ -1,0 +1,61 @@
+//! The command line, as clap derive types. Converted to work once, in `main`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, as documented in `--help` and the README.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  everything planned was processed
+  1  some records were rejected or are dead
+  2  bad input or configuration
+  3  CleverTap unreachable or refusing the credentials";
+
+/// clevertap-etl: CleverTap webhook → transform → CleverTap Upload API, in one go.
+#[derive(Debug, Parser)]
+#[command(name = "clevertap-etl", version, about, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole loop on bundled examples against an in-process sandbox CleverTap (no
+    /// account, no network).
+    Demo,
+    /// Show what a webhook payload would upload, without sending anything.
+    Transform {
+        /// The payload file (`-` for standard input).
+        payload: PathBuf,
+        /// The configuration file (its `[transform]`, `[[accounts]]` and `[routing]`).
+        #[arg(long, short, env = "CLEVERTAP_ETL_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the webhook service.
+    Serve {
+        /// The configuration file.
+        #[arg(long, short, env = "CLEVERTAP_ETL_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding `[server] listen`.
+        #[arg(long, env = "CLEVERTAP_ETL_LISTEN")]
+        listen: Option<String>,
+        /// Upload to the in-process sandbox instead of CleverTap (no config file needed).
+        #[arg(long)]
+        sandbox: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

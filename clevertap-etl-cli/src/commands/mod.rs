@@ -1,0 +1,85 @@
+//! One module per subcommand, plus what they share: reading files and the configuration.
+
+pub mod demo;
+pub mod serve;
+pub mod transform;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clevertap_etl_core::{Config, Credentials, UnixSeconds};
+
+use crate::error::CliError;
+
+/// Reads a file, or standard input for `-`.
+pub fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
+    let result = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
+    } else {
+        std::fs::read(path)
+    };
+    result.map_err(|source| CliError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Loads the configuration file, or the defaults when there is none.
+pub fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
+    let Some(path) = path else {
+        return Config::from_toml_str("").map_err(|source| CliError::Config { path: None, source });
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Config::from_toml_str(&text).map_err(|source| CliError::Config {
+        path: Some(path.to_owned()),
+        source,
+    })
+}
+
+/// Resolves the configured accounts' passcodes from the environment and files.
+pub fn credentials(config: &Config, path: Option<&Path>) -> Result<Vec<Credentials>, CliError> {
+    config
+        .credentials(
+            |var| std::env::var(var).ok(),
+            |p| std::fs::read_to_string(p),
+        )
+        .map_err(|source| CliError::Config {
+            path: path.map(PathBuf::from),
+            source,
+        })
+}
+
+/// The current time in epoch seconds.
+pub fn now() -> UnixSeconds {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    UnixSeconds(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received: finishing requests in progress");
+}

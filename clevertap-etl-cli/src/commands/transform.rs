@@ -1,0 +1,28 @@
+//! `clevertap-etl transform PAYLOAD`: what would be uploaded, with no network call.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use clevertap_etl_core::sandbox::SandboxUploader;
+use clevertap_etl_core::Pipeline;
+
+use super::{load_config, now, read_input};
+use crate::error::CliError;
+
+/// Prints `{"uploads": [{"account_id", "body"}], "skipped": [...]}`.
+pub fn run(payload: &Path, config_path: Option<&Path>) -> Result<(), CliError> {
+    let config = load_config(config_path)?;
+    let body = read_input(payload)?;
+    // Planning needs no credentials and never uploads: the uploader is never called.
+    let pipeline = Pipeline::from_config(&config, Arc::new(SandboxUploader::default()), Vec::new());
+    let preview = pipeline
+        .preview(&body, now())
+        .map_err(|source| CliError::Payload {
+            path: payload.to_owned(),
+            source,
+        })?;
+    let text =
+        serde_json::to_string_pretty(&preview).map_err(|e| CliError::Unreachable(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}

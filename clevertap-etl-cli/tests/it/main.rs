@@ -1,0 +1,6 @@
+//! Integration tests of the CLI: they run the built `clevertap-etl` binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod commands;
+mod serve;
+mod support;

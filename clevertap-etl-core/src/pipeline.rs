@@ -1,0 +1,186 @@
+//! The whole loop for one webhook body: decode → transform → deliver → report.
+//!
+//! Adapters (the axum service, the CLI) call this and only translate its errors; the rules live
+//! here.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::account::{AccountId, Credentials};
+use crate::config::Config;
+use crate::deliver::{Deliverer, MAX_BATCH_SIZE};
+use crate::payload::{DecodeError, WebhookPayload};
+use crate::record::UploadBody;
+use crate::report::DeliveryReport;
+use crate::spec::{Routing, TransformSpec};
+use crate::transform::{transform, Plan, TransformError, UnixSeconds};
+use crate::upload::Uploader;
+
+/// Why a webhook body was refused before anything was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The body is not a webhook payload.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The payload cannot be planned (e.g. it names an account that is not configured).
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+}
+
+/// The configured loop: a transform spec, routing, and a delivery engine.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    spec: Arc<TransformSpec>,
+    routing: Arc<Routing>,
+    deliverer: Arc<Deliverer>,
+    batch_size: usize,
+}
+
+impl Pipeline {
+    /// Assembles a pipeline.
+    pub fn new(spec: TransformSpec, routing: Routing, deliverer: Arc<Deliverer>) -> Self {
+        Pipeline {
+            spec: Arc::new(spec),
+            routing: Arc::new(routing),
+            deliverer,
+            batch_size: MAX_BATCH_SIZE,
+        }
+    }
+
+    /// Sets the records per request shown by [`Pipeline::preview`].
+    #[must_use]
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Assembles a pipeline from a configuration, an uploader and the accounts' resolved
+    /// credentials (see [`Config::credentials`]).
+    pub fn from_config(
+        config: &Config,
+        uploader: Arc<dyn Uploader>,
+        credentials: Vec<Credentials>,
+    ) -> Self {
+        let deliverer = Deliverer::new(uploader, credentials, config.delivery.settings());
+        Pipeline::new(
+            config.transform.clone(),
+            config.routing(),
+            Arc::new(deliverer),
+        )
+        .with_batch_size(config.delivery.batch_size)
+    }
+
+    /// The transform spec in use.
+    pub fn spec(&self) -> &TransformSpec {
+        &self.spec
+    }
+
+    /// The routing in use.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    /// The delivery engine in use.
+    pub fn deliverer(&self) -> &Arc<Deliverer> {
+        &self.deliverer
+    }
+
+    /// Decodes and plans a body without sending anything.
+    pub fn plan(&self, body: &[u8], now: UnixSeconds) -> Result<Plan, PipelineError> {
+        let payload = WebhookPayload::from_slice(body)?;
+        Ok(transform(&payload, &self.spec, &self.routing, now)?)
+    }
+
+    /// Decodes and plans a body, and splits it into the request bodies it would send.
+    pub fn preview(&self, body: &[u8], now: UnixSeconds) -> Result<Preview, PipelineError> {
+        Ok(Preview::of(&self.plan(body, now)?, self.batch_size))
+    }
+
+    /// Plans a body and delivers it, answering once CleverTap has replied to every request.
+    /// CleverTap's test call (`is_test`) is planned but nothing is uploaded.
+    pub async fn run(
+        &self,
+        body: &[u8],
+        delivery_id: String,
+        now: UnixSeconds,
+    ) -> Result<DeliveryReport, PipelineError> {
+        let plan = self.plan(body, now)?;
+        Ok(self.deliver(delivery_id, &plan).await)
+    }
+
+    /// Delivers an already planned payload.
+    pub async fn deliver(&self, delivery_id: String, plan: &Plan) -> DeliveryReport {
+        let outcomes = if plan.is_test {
+            Vec::new()
+        } else {
+            self.deliverer.deliver(plan).await
+        };
+        let mut report = DeliveryReport::build(delivery_id, plan, &outcomes);
+        if plan.is_test {
+            // Nothing of a test call is ever sent: its records count as skipped, not pending.
+            report.counts.skipped += report.counts.pending;
+            report.counts.pending = 0;
+        }
+        report
+    }
+}
+
+/// What a plan would send, request by request: the `transform` command's output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Preview {
+    /// One entry per request body.
+    pub uploads: Vec<PreviewUpload>,
+    /// Records that will not be sent, with CleverTap's code and the reason.
+    pub skipped: Vec<PreviewSkipped>,
+}
+
+/// One request body of a [`Preview`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreviewUpload {
+    /// The account it goes to.
+    pub account_id: AccountId,
+    /// The body, as sent.
+    pub body: UploadBody,
+}
+
+/// One skipped record of a [`Preview`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreviewSkipped {
+    /// The record, or what is known of it.
+    pub record: Value,
+    /// CleverTap's code.
+    pub code: u16,
+    /// Why.
+    pub reason: String,
+}
+
+impl Preview {
+    /// Splits a plan into request bodies of at most `batch_size` records, profiles first.
+    pub fn of(plan: &Plan, batch_size: usize) -> Self {
+        let size = batch_size.clamp(1, MAX_BATCH_SIZE);
+        let mut uploads = Vec::new();
+        for group in &plan.accounts {
+            let mut records: Vec<_> = group.records.iter().map(|r| r.record.clone()).collect();
+            records.sort_by_key(|r| !r.is_profile());
+            for chunk in records.chunks(size) {
+                uploads.push(PreviewUpload {
+                    account_id: group.target.account_id().clone(),
+                    body: UploadBody { d: chunk.to_vec() },
+                });
+            }
+        }
+        let skipped = plan
+            .skipped
+            .iter()
+            .map(|s| PreviewSkipped {
+                record: s.record.clone(),
+                code: s.code,
+                reason: s.reason.clone(),
+            })
+            .collect();
+        Preview { uploads, skipped }
+    }
+}

@@ -1,0 +1,219 @@
+//! An in-process stand-in for CleverTap's Upload API, for the demo, `serve --sandbox`, examples
+//! and tests: no account and no network needed.
+//!
+//! It answers as CleverTap does: HTTP 200 with `success`, `partial` or `fail` and per-record
+//! `unprocessed[]` entries carrying CleverTap's codes and its "Skipped record number : N"
+//! messages; 400 for a body over 1000 records. It keeps what it received so a caller can show it.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::account::{AccountId, Credentials};
+use crate::deliver::MAX_BATCH_SIZE;
+use crate::record::{ResponseStatus, Unprocessed, UploadBody, UploadRecord, UploadResponse};
+use crate::upload::{UploadError, UploadReply, Uploader};
+
+/// Event names CleverTap reserves for itself (code 513).
+pub const RESTRICTED_EVENT_NAMES: &[&str] = &[
+    "Notification Sent",
+    "Notification Viewed",
+    "Notification Clicked",
+    "Notification Delivered",
+    "Notification Replied",
+    "UTM Visited",
+    "App Launched",
+    "App Uninstalled",
+    "App Version Changed",
+    "Stayed",
+    "Reply Sent",
+    "Experiment Rendered",
+    "Reachable By",
+    "Identity Reset",
+    "Identity Set",
+    "Identity Error",
+];
+
+/// One request the sandbox received, and what it answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxRequest {
+    /// The account the request was for.
+    pub account_id: AccountId,
+    /// The body.
+    pub body: UploadBody,
+    /// The answer.
+    pub reply: UploadReply,
+}
+
+/// The sandbox uploader.
+#[derive(Debug, Default)]
+pub struct SandboxUploader {
+    received: Mutex<Vec<SandboxRequest>>,
+}
+
+impl SandboxUploader {
+    /// Every request received so far, oldest first.
+    pub fn received(&self) -> Vec<SandboxRequest> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Removes and returns the requests received so far.
+    pub fn take(&self) -> Vec<SandboxRequest> {
+        self.received
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    }
+
+    /// What CleverTap would answer to this body.
+    pub fn answer(body: &UploadBody) -> UploadReply {
+        if body.d.len() > MAX_BATCH_SIZE {
+            return UploadReply {
+                status: 400,
+                body: Some(UploadResponse {
+                    status: ResponseStatus::Fail,
+                    processed: 0,
+                    unprocessed: Vec::new(),
+                    error: Some(format!(
+                        "Malformed request: at most {MAX_BATCH_SIZE} records per request"
+                    )),
+                    code: Some(400),
+                }),
+                raw: None,
+                retry_after: None,
+            };
+        }
+        let unprocessed: Vec<Unprocessed> = body
+            .d
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                check(r).map(|(code, msg)| Unprocessed {
+                    status: Some("fail".into()),
+                    code: Some(code),
+                    error: Some(format!("{msg}. Skipped record number : {}", i + 1)),
+                    record: Some(r.to_value()),
+                })
+            })
+            .collect();
+        let processed = (body.d.len() - unprocessed.len()) as u64;
+        let status = if unprocessed.is_empty() {
+            ResponseStatus::Success
+        } else if processed == 0 {
+            ResponseStatus::Fail
+        } else {
+            ResponseStatus::Partial
+        };
+        UploadReply::ok(UploadResponse {
+            status,
+            processed,
+            unprocessed,
+            error: None,
+            code: None,
+        })
+    }
+}
+
+/// CleverTap's per-record verdict on one record: `None` if it would be processed.
+fn check(record: &UploadRecord) -> Option<(i64, String)> {
+    if record.identifier().value().trim().is_empty() {
+        return Some((523, "Identity not found".into()));
+    }
+    let ts = match record {
+        UploadRecord::Profile(p) => p.ts,
+        UploadRecord::Event(e) => e.ts,
+    };
+    if ts.is_some_and(|t| !(0..100_000_000_000).contains(&t)) {
+        return Some((525, "Invalid timestamp: ts must be epoch seconds".into()));
+    }
+    if let UploadRecord::Event(e) = record {
+        if e.evt_name.trim().is_empty() {
+            return Some((509, "Event name is mandatory".into()));
+        }
+        if RESTRICTED_EVENT_NAMES
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(e.evt_name.trim()))
+        {
+            return Some((
+                513,
+                format!("{} is a restricted system event name", e.evt_name),
+            ));
+        }
+    }
+    None
+}
+
+#[async_trait]
+impl Uploader for SandboxUploader {
+    async fn upload(
+        &self,
+        account: &Credentials,
+        body: &UploadBody,
+    ) -> Result<UploadReply, UploadError> {
+        let reply = Self::answer(body);
+        if let Ok(mut received) = self.received.lock() {
+            received.push(SandboxRequest {
+                account_id: account.account_id.clone(),
+                body: body.clone(),
+                reply: reply.clone(),
+            });
+        }
+        Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{EventRecord, Identifier};
+
+    fn event(name: &str, ts: Option<i64>) -> UploadRecord {
+        UploadRecord::Event(EventRecord {
+            identifier: Identifier::Identity("1".into()),
+            ts,
+            evt_name: name.into(),
+            evt_data: serde_json::Map::new(),
+        })
+    }
+
+    #[test]
+    fn answers_partial_with_clevertap_codes_and_record_numbers() {
+        let body = UploadBody {
+            d: vec![
+                event("Fine", Some(1_700_000_000)),
+                event("", None),
+                event("App Launched", None),
+                event("Fine", Some(1_700_000_000_000)),
+            ],
+        };
+        let reply = SandboxUploader::answer(&body);
+        let parsed = reply.body.unwrap();
+        assert_eq!(parsed.status, ResponseStatus::Partial);
+        assert_eq!(parsed.processed, 1);
+        let codes: Vec<_> = parsed
+            .unprocessed
+            .iter()
+            .map(|u| (u.code, u.skipped_index()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                (Some(509), Some(1)),
+                (Some(513), Some(2)),
+                (Some(525), Some(3))
+            ]
+        );
+    }
+
+    #[test]
+    fn all_bad_is_fail_and_too_many_is_400() {
+        let reply = SandboxUploader::answer(&UploadBody {
+            d: vec![event("", None)],
+        });
+        assert_eq!(reply.body.unwrap().status, ResponseStatus::Fail);
+        let reply = SandboxUploader::answer(&UploadBody {
+            d: vec![event("E", None); 1001],
+        });
+        assert_eq!(reply.status, 400);
+    }
+}
