@@ -1,21 +1,49 @@
-//! How core errors become HTTP answers: one place, one JSON shape.
+//! How errors become HTTP answers: one place, one JSON shape
+//! `{"error": {"code", "message", "path"}}`.
 
-use axum::http::StatusCode;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use clevertap_etl_core::{PipelineError, TransformError};
 use serde_json::json;
 
-/// An error answer: `{"error": {"code", "message", "path"}}`.
+/// An error answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
-    /// The request was refused by the pipeline.
+    /// The pipeline refused the payload.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
-    /// The request body could not be read.
+    /// The body is larger than `[server] max_body_bytes`.
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The body could not be read.
     #[error("could not read the request body: {0}")]
     Body(String),
+    /// The content type is not JSON.
+    #[error("unsupported content type {0:?}: send application/json")]
+    UnsupportedMediaType(String),
+    /// Missing or wrong credentials.
+    #[error("authentication required")]
+    Unauthorized {
+        /// Basic auth is accepted.
+        basic: bool,
+        /// A bearer token is accepted.
+        bearer: bool,
+    },
+    /// The service is at its concurrency limit.
+    #[error("the service is busy: try again shortly")]
+    Overloaded,
+    /// The request took longer than `[server] request_timeout_secs`.
+    #[error("the request timed out")]
+    Timeout,
+    /// No such route.
+    #[error("no route {0}")]
+    NotFound(String),
 }
 
 impl ApiError {
@@ -35,8 +63,25 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, code, e.path())
             }
             ApiError::Pipeline(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", None),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None)
+            }
             ApiError::Body(_) => (StatusCode::BAD_REQUEST, "unreadable_body", None),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                None,
+            ),
+            ApiError::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", None),
+            ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout", None),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
         }
+    }
+
+    /// The `code` this error answers with.
+    pub fn code(&self) -> &'static str {
+        self.parts().1
     }
 }
 
@@ -44,6 +89,26 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, path) = self.parts();
         let body = json!({"error": {"code": code, "message": self.to_string(), "path": path}});
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthorized { basic, bearer } => {
+                let mut challenges = Vec::new();
+                if basic {
+                    challenges.push(r#"Basic realm="clevertap-etl", charset="UTF-8""#);
+                }
+                if bearer {
+                    challenges.push(r#"Bearer realm="clevertap-etl""#);
+                }
+                if let Ok(v) = HeaderValue::from_str(&challenges.join(", ")) {
+                    headers.insert(WWW_AUTHENTICATE, v);
+                }
+            }
+            ApiError::Overloaded | ApiError::Timeout => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
     }
 }

@@ -4,9 +4,11 @@
 //! application, or run it alone with [`serve`].
 //!
 //! What it does: receives CleverTap webhook calls on `POST /webhooks/clevertap`, hands the body
-//! to the core [`Pipeline`], and answers with the delivery report; translates core errors into
-//! HTTP answers. What it does not do: decide anything about records. Every rule lives in
-//! `clevertap-etl-core`; this crate is glue.
+//! to the core [`Pipeline`], and answers with the delivery report; authenticates callers (HTTP
+//! Basic and/or a bearer token); bounds body size, time and concurrency; serves `/healthz`,
+//! `/readyz` and Prometheus `/metrics`; translates core errors into HTTP answers. What it does
+//! not do: decide anything about records. Every rule lives in `clevertap-etl-core`; this crate
+//! is glue.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -20,38 +22,88 @@
 //! # let _ = router;
 //! ```
 
+mod auth;
 mod error;
+mod metrics;
 mod routes;
 
 use std::future::Future;
 use std::io;
+use std::time::Duration;
 
 use axum::Router;
+use clevertap_etl_core::config::{ResolvedAuth, ServerConfig};
 use clevertap_etl_core::Pipeline;
 use tokio::net::TcpListener;
 
 pub use crate::error::ApiError;
+pub use crate::metrics::Metrics;
+
+/// The service's limits and authentication.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Largest accepted request body, in bytes (413 past it).
+    pub max_body_bytes: usize,
+    /// Longest a request may take (503 past it).
+    pub request_timeout: Duration,
+    /// Requests handled at once (503 past it, never queued).
+    pub max_concurrent_requests: usize,
+    /// Who may call the webhook and `/v1` routes; none configured means anyone.
+    pub auth: ResolvedAuth,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            max_body_bytes: 16 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 256,
+            auth: ResolvedAuth::default(),
+        }
+    }
+}
+
+impl ServiceSettings {
+    /// The settings of a `[server]` table, with its auth secrets already resolved.
+    pub fn from_config(server: &ServerConfig, auth: ResolvedAuth) -> Self {
+        ServiceSettings {
+            max_body_bytes: server.max_body_bytes,
+            request_timeout: Duration::from_secs(server.request_timeout_secs.max(1)),
+            max_concurrent_requests: server.max_concurrent_requests.max(1),
+            auth,
+        }
+    }
+}
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pipeline: Pipeline,
-    max_body_bytes: usize,
+    settings: ServiceSettings,
+    metrics: Metrics,
 }
 
 impl AppState {
-    /// State over a configured pipeline, accepting bodies up to 16 MiB.
+    /// State over a configured pipeline, with default settings and fresh metrics.
     pub fn new(pipeline: Pipeline) -> Self {
         AppState {
             pipeline,
-            max_body_bytes: 16 * 1024 * 1024,
+            settings: ServiceSettings::default(),
+            metrics: Metrics::new(),
         }
     }
 
-    /// Sets the largest accepted request body, in bytes.
+    /// Sets the limits and authentication.
     #[must_use]
-    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_body_bytes = bytes;
+    pub fn with_settings(mut self, settings: ServiceSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Uses these metrics (pass the same [`Metrics`] that instrumented the uploader).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -59,13 +111,21 @@ impl AppState {
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
 }
 
 /// The service's routes:
 ///
 /// - `POST /webhooks/clevertap`: a CleverTap webhook call; answers with the delivery report.
-/// - `POST /v1/transform`: plans a payload and returns the plan; uploads nothing.
-/// - `GET /healthz`: liveness.
+/// - `POST /v1/transform`: plans a payload and returns its request bodies; uploads nothing.
+/// - `GET /healthz`: liveness. `GET /readyz`: readiness (503 while CleverTap refuses an
+///   account's credentials). `GET /metrics`: Prometheus metrics.
+///
+/// The webhook and `/v1` routes require the configured authentication; the others are open.
 pub fn app(state: AppState) -> Router {
     routes::router(state)
 }

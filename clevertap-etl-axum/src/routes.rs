@@ -1,24 +1,72 @@
-//! The handlers: read the request, call the pipeline, write the answer.
+//! The routes and their layers. Handlers read the request, call the pipeline, write the answer.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, BoxError, Json, Router};
 use clevertap_etl_core::{DeliveryReport, Preview, UnixSeconds};
 use serde_json::{json, Value};
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
-use crate::{ApiError, AppState};
+use crate::{auth, ApiError, AppState};
 
 pub(crate) fn router(state: AppState) -> Router {
-    let limit = state.max_body_bytes;
-    Router::new()
+    let settings = &state.settings;
+    let protected = Router::new()
         .route("/webhooks/clevertap", post(webhook))
         .route("/v1/transform", post(plan))
+        .route_layer(middleware::from_fn_with_state(
+            settings.auth.clone(),
+            auth::require,
+        ));
+    let open = Router::new()
         .route("/healthz", get(healthz))
-        .layer(DefaultBodyLimit::max(limit))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics));
+    let shed = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(settings.max_concurrent_requests.max(1))
+        .timeout(settings.request_timeout);
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    protected
+        .merge(open)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(shed)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+async fn overloaded(err: BoxError) -> ApiError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Timeout
+    } else {
+        tracing::warn!("shedding load: {err}");
+        ApiError::Overloaded
+    }
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(uri.path().to_owned())
 }
 
 fn now() -> UnixSeconds {
@@ -28,26 +76,107 @@ fn now() -> UnixSeconds {
     UnixSeconds(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
-async fn webhook(
-    State(state): State<AppState>,
-    body: Bytes,
-) -> Result<Json<DeliveryReport>, ApiError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let report = state.pipeline.run(&body, id, now()).await?;
-    tracing::info!(
-        delivery_id = %report.delivery_id,
-        state = ?report.state,
-        planned = report.counts.planned,
-        processed = report.counts.processed,
-        "webhook delivered"
-    );
-    Ok(Json(report))
+/// Reads a JSON body: 415 for another content type, 413 past the limit.
+fn json_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    if let Some(ct) = headers.get(CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if !(mime == "application/json" || mime.ends_with("+json")) {
+            return Err(ApiError::UnsupportedMediaType(mime.to_owned()));
+        }
+    }
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                limit: state.settings.max_body_bytes,
+            }
+        } else {
+            ApiError::Body(e.body_text())
+        }
+    })
 }
 
-async fn plan(State(state): State<AppState>, body: Bytes) -> Result<Json<Preview>, ApiError> {
+async fn webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<DeliveryReport>, ApiError> {
+    let started = Instant::now();
+    let result = async {
+        let body = json_body(&state, &headers, body)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        Ok::<_, ApiError>(state.pipeline.run(&body, id, now()).await?)
+    }
+    .await;
+    match &result {
+        Ok(report) => {
+            state
+                .metrics
+                .webhook(&format!("{:?}", report.state).to_lowercase(), started);
+            state.metrics.records(&report.counts);
+            tracing::info!(
+                delivery_id = %report.delivery_id,
+                state = ?report.state,
+                planned = report.counts.planned,
+                processed = report.counts.processed,
+                rejected = report.counts.rejected,
+                skipped = report.counts.skipped,
+                dead = report.counts.dead,
+                "webhook handled"
+            );
+        }
+        Err(e) => {
+            state.metrics.webhook(e.code(), started);
+            tracing::warn!(error = %e, "webhook refused");
+        }
+    }
+    result.map(Json)
+}
+
+async fn plan(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Preview>, ApiError> {
+    let body = json_body(&state, &headers, body)?;
     Ok(Json(state.pipeline.preview(&body, now())?))
 }
 
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let failing = state.metrics.auth_failing();
+    let ready = failing.is_empty();
+    let body = json!({
+        "ready": ready,
+        "checks": {
+            "config": "ok",
+            "accounts": if ready { "ok".to_owned() } else {
+                format!("CleverTap refused the credentials of {}", failing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+            },
+        }
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }

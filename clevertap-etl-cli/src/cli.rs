@@ -35,6 +35,13 @@ pub enum Command {
         #[arg(long, short, env = "CLEVERTAP_ETL_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Check a configuration and print the effective one (file + environment overrides +
+    /// defaults), with secrets redacted.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long, short, env = "CLEVERTAP_ETL_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Run the webhook service.
     Serve {
         /// The configuration file.

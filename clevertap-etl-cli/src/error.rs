@@ -31,6 +31,14 @@ pub enum CliError {
         /// What is wrong.
         source: PipelineError,
     },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The service could not start or stopped on an error.
     #[error("service: {0}")]
     Serve(std::io::Error),
@@ -44,7 +52,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Read { .. } | CliError::Config { .. } | CliError::Payload { .. } => 2,
-            CliError::Serve(_) => 2,
+            CliError::Serve(_) | CliError::Bind { .. } => 2,
             CliError::Unreachable(_) => 3,
         }
     }

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Demo => commands::demo::run().await,
+        Command::CheckConfig { config } => commands::check_config::run(config.as_deref()),
         Command::Transform { payload, config } => {
             commands::transform::run(&payload, config.as_deref())
         }

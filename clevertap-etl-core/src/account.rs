@@ -93,6 +93,28 @@ impl Serialize for Passcode {
     }
 }
 
+/// Any other secret (an auth password, a bearer token): redacted like a [`Passcode`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(secret.into())
+    }
+
+    /// The secret itself, for comparing it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// What a secret shows as wherever it is printed.
 pub const REDACTED: &str = "<redacted>";
 

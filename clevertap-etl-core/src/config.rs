@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::{AccountId, Credentials, Passcode, Region};
+use crate::account::{AccountId, Credentials, Passcode, Region, Secret};
 use crate::deliver::{DeliverySettings, MAX_BATCH_SIZE};
 use crate::spec::{Routing, TransformSpec};
 use crate::upload::{Endpoint, HttpUploaderConfig};
@@ -40,6 +40,16 @@ pub struct ServerConfig {
     pub listen: String,
     /// Largest webhook body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How long one request may take before it is answered 503, in seconds.
+    pub request_timeout_secs: u64,
+    /// Requests handled at once; past that the service answers 503 at once instead of queueing.
+    pub max_concurrent_requests: usize,
+    /// `text` or `json` logs.
+    pub log_format: LogFormat,
+    /// Listen on a non-loopback address without authentication (not recommended).
+    pub allow_unauthenticated: bool,
+    /// `[server.auth]`: who may call the webhook and `/v1` routes.
+    pub auth: AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -47,8 +57,209 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 16 * 1024 * 1024,
+            request_timeout_secs: 30,
+            max_concurrent_requests: 256,
+            log_format: LogFormat::Text,
+            allow_unauthenticated: false,
+            auth: AuthConfig::default(),
         }
     }
+}
+
+impl ServerConfig {
+    /// Refuses to serve without authentication on an address other machines can reach, unless
+    /// `allow_unauthenticated` says so: CleverTap signs nothing, and what the service loads into
+    /// an account can never be deleted.
+    pub fn check_exposure(&self, ip: std::net::IpAddr) -> Result<(), ConfigError> {
+        if ip.is_loopback() || self.auth.is_enabled() || self.allow_unauthenticated {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            "server.auth",
+            format!(
+                "refusing to listen on {ip} without authentication: configure [server.auth] \
+                 (username/password or token) or set server.allow_unauthenticated = true"
+            ),
+        ))
+    }
+}
+
+/// The log format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[server.auth]`: HTTP Basic (what CleverTap's webhook settings offer) and/or a bearer token.
+/// Each secret comes from the file itself, an environment variable, or a file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The Basic auth user name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The Basic auth password.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "redact")]
+    pub password: Option<String>,
+    /// The environment variable holding the Basic auth password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// A file holding the Basic auth password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// The bearer token.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "redact")]
+    pub token: Option<String>,
+    /// The environment variable holding the bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// A file holding the bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Resolved `[server.auth]` secrets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedAuth {
+    /// Basic auth user name and password.
+    pub basic: Option<(String, Secret)>,
+    /// Bearer token.
+    pub bearer: Option<Secret>,
+}
+
+impl ResolvedAuth {
+    /// Whether any authentication is required.
+    pub fn is_enabled(&self) -> bool {
+        self.basic.is_some() || self.bearer.is_some()
+    }
+}
+
+impl AuthConfig {
+    /// Whether any authentication is configured.
+    pub fn is_enabled(&self) -> bool {
+        self.username.is_some() || self.token_source_count() > 0
+    }
+
+    fn password_source_count(&self) -> usize {
+        [
+            self.password.is_some(),
+            self.password_env.is_some(),
+            self.password_file.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count()
+    }
+
+    fn token_source_count(&self) -> usize {
+        [
+            self.token.is_some(),
+            self.token_env.is_some(),
+            self.token_file.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count()
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        match (self.username.is_some(), self.password_source_count()) {
+            (true, 1) | (false, 0) => {}
+            (true, 0) => {
+                return Err(ConfigError::new(
+                    "server.auth",
+                    "username is set: set one of password, password_env, password_file",
+                ))
+            }
+            (false, _) => {
+                return Err(ConfigError::new(
+                    "server.auth.username",
+                    "a password needs a username",
+                ))
+            }
+            (true, _) => {
+                return Err(ConfigError::new(
+                    "server.auth",
+                    "set only one of password, password_env, password_file",
+                ))
+            }
+        }
+        if self.token_source_count() > 1 {
+            return Err(ConfigError::new(
+                "server.auth",
+                "set only one of token, token_env, token_file",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolves the secrets, looking variables up with `env` and reading files with `read_file`.
+    pub fn resolve(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        read_file: impl Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<ResolvedAuth, ConfigError> {
+        let password = resolve_secret(
+            "server.auth.password",
+            self.password.as_deref(),
+            self.password_env.as_deref(),
+            self.password_file.as_deref(),
+            &env,
+            &read_file,
+        )?;
+        let bearer = resolve_secret(
+            "server.auth.token",
+            self.token.as_deref(),
+            self.token_env.as_deref(),
+            self.token_file.as_deref(),
+            &env,
+            &read_file,
+        )?;
+        Ok(ResolvedAuth {
+            basic: self.username.clone().zip(password),
+            bearer,
+        })
+    }
+}
+
+/// Reads one secret from its value, variable or file; `key` names it in errors.
+fn resolve_secret(
+    key: &str,
+    value: Option<&str>,
+    var: Option<&str>,
+    file: Option<&Path>,
+    env: &impl Fn(&str) -> Option<String>,
+    read_file: &impl Fn(&Path) -> std::io::Result<String>,
+) -> Result<Option<Secret>, ConfigError> {
+    let text = if let Some(v) = value {
+        v.to_owned()
+    } else if let Some(var) = var {
+        env(var).ok_or_else(|| {
+            ConfigError::new(
+                format!("{key}_env"),
+                format!("environment variable {var} is not set"),
+            )
+        })?
+    } else if let Some(path) = file {
+        read_file(path).map_err(|e| {
+            ConfigError::new(
+                format!("{key}_file"),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?
+    } else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ConfigError::new(key, "the secret is empty"));
+    }
+    Ok(Some(Secret::new(text)))
 }
 
 /// `[clevertap]`.
@@ -195,9 +406,23 @@ impl Config {
     /// # Ok::<(), clevertap_etl_core::ConfigError>(())
     /// ```
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        let de =
-            toml::Deserializer::parse(text).map_err(|e| ConfigError::new(".", e.to_string()))?;
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        Self::from_toml_str_with_env(text, std::iter::empty())
+    }
+
+    /// Parses a TOML configuration, then applies `CLEVERTAP_ETL_<SECTION>__<KEY>` overrides from
+    /// `vars` (pass `std::env::vars()`), e.g. `CLEVERTAP_ETL_SERVER__LISTEN=0.0.0.0:8080` or
+    /// `CLEVERTAP_ETL_ACCOUNTS__0__PASSCODE_ENV=CT_PASSCODE`. A value is read as TOML when it
+    /// parses as one (numbers, booleans, arrays), else as a string. Overrides are checked like
+    /// the file: an unknown key is an error naming it.
+    pub fn from_toml_str_with_env(
+        text: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::new(".", e.to_string()))?;
+        crate::env_override::apply(&mut table, vars)?;
+        let value = toml::Value::Table(table);
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let message = e.into_inner().message().to_owned();
             ConfigError::new(path, message)
@@ -207,6 +432,7 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        self.server.auth.check()?;
         if !(1..=MAX_BATCH_SIZE).contains(&self.delivery.batch_size) {
             return Err(ConfigError::new(
                 "delivery.batch_size",
@@ -365,5 +591,97 @@ mod tests {
             Config::from_toml_str("[[accounts]]\nid = \"A\"\npasscode = \"TOPSECRET\"").unwrap();
         let text = toml::to_string(&c).unwrap();
         assert!(!text.contains("TOPSECRET"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_apply_and_are_checked() {
+        let c = Config::from_toml_str_with_env(
+            "[server]\nlisten = \"127.0.0.1:1\"",
+            env_of(&[
+                ("CLEVERTAP_ETL_SERVER__LISTEN", "0.0.0.0:8080"),
+                ("CLEVERTAP_ETL_DELIVERY__BATCH_SIZE", "10"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:8080");
+        assert_eq!(c.delivery.batch_size, 10);
+        let err =
+            Config::from_toml_str_with_env("", env_of(&[("CLEVERTAP_ETL_SERVER__LISTN", "x")]))
+                .unwrap_err();
+        assert_eq!(err.path, "server.listn");
+    }
+
+    #[test]
+    fn auth_needs_consistent_sources_and_resolves_secrets() {
+        let err = Config::from_toml_str("[server.auth]\nusername = \"u\"").unwrap_err();
+        assert_eq!(err.path, "server.auth");
+        let err = Config::from_toml_str("[server.auth]\npassword = \"p\"").unwrap_err();
+        assert_eq!(err.path, "server.auth.username");
+        let c = Config::from_toml_str(
+            "[server.auth]\nusername = \"ct\"\npassword_env = \"PW\"\ntoken_file = \"/t\"",
+        )
+        .unwrap();
+        let auth = c
+            .server
+            .auth
+            .resolve(
+                |v| (v == "PW").then(|| "pw-1".into()),
+                |_| Ok("tok-1\n".into()),
+            )
+            .unwrap();
+        assert_eq!(
+            auth.basic.as_ref().map(|(u, p)| (u.as_str(), p.expose())),
+            Some(("ct", "pw-1"))
+        );
+        assert_eq!(auth.bearer.as_ref().map(Secret::expose), Some("tok-1"));
+        assert!(!format!("{auth:?}").contains("pw-1"));
+        let err = c
+            .server
+            .auth
+            .resolve(|_| None, |_| Ok("x".into()))
+            .unwrap_err();
+        assert_eq!(err.path, "server.auth.password_env");
+    }
+
+    #[test]
+    fn public_address_needs_auth_or_an_explicit_opt_out() {
+        let public: std::net::IpAddr = "0.0.0.0".parse().unwrap();
+        let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let open = Config::from_toml_str("").unwrap().server;
+        assert!(open.check_exposure(local).is_ok());
+        assert_eq!(open.check_exposure(public).unwrap_err().path, "server.auth");
+        let allowed = Config::from_toml_str("[server]\nallow_unauthenticated = true")
+            .unwrap()
+            .server;
+        assert!(allowed.check_exposure(public).is_ok());
+        let authed = Config::from_toml_str("[server.auth]\ntoken = \"t\"")
+            .unwrap()
+            .server;
+        assert!(authed.check_exposure(public).is_ok());
+    }
+
+    #[test]
+    fn serialized_auth_is_redacted() {
+        let c = Config::from_toml_str(
+            "[server.auth]\nusername = \"u\"\npassword = \"HUNTER2\"\ntoken = \"TOK\"",
+        )
+        .unwrap();
+        let text = toml::to_string(&c).unwrap();
+        assert!(
+            !text.contains("HUNTER2") && !text.contains("TOK\""),
+            "{text}"
+        );
     }
 }

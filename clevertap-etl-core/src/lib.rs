@@ -28,6 +28,7 @@
 pub mod account;
 pub mod config;
 pub mod deliver;
+mod env_override;
 pub mod payload;
 pub mod pipeline;
 pub mod record;
@@ -37,7 +38,7 @@ pub mod spec;
 pub mod transform;
 pub mod upload;
 
-pub use crate::account::{AccountId, Credentials, Passcode, Region};
+pub use crate::account::{AccountId, Credentials, Passcode, Region, Secret};
 pub use crate::config::{Config, ConfigError};
 pub use crate::deliver::{Deliverer, DeliverySettings};
 pub use crate::payload::{DecodeError, WebhookPayload, WebhookProfile};

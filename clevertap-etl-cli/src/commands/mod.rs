@@ -1,5 +1,6 @@
 //! One module per subcommand, plus what they share: reading files and the configuration.
 
+pub mod check_config;
 pub mod demo;
 pub mod serve;
 pub mod transform;
@@ -7,6 +8,7 @@ pub mod transform;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use clevertap_etl_core::config::ResolvedAuth;
 use clevertap_etl_core::{Config, Credentials, UnixSeconds};
 
 use crate::error::CliError;
@@ -25,19 +27,35 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
     })
 }
 
-/// Loads the configuration file, or the defaults when there is none.
+/// Loads the configuration file (or the defaults when there is none) with the
+/// `CLEVERTAP_ETL_<SECTION>__<KEY>` environment overrides applied.
 pub fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
-    let Some(path) = path else {
-        return Config::from_toml_str("").map_err(|source| CliError::Config { path: None, source });
+    let text = match path {
+        None => String::new(),
+        Some(path) => std::fs::read_to_string(path).map_err(|source| CliError::Read {
+            path: path.to_owned(),
+            source,
+        })?,
     };
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    Config::from_toml_str(&text).map_err(|source| CliError::Config {
-        path: Some(path.to_owned()),
+    Config::from_toml_str_with_env(&text, std::env::vars()).map_err(|source| CliError::Config {
+        path: path.map(PathBuf::from),
         source,
     })
+}
+
+/// Resolves `[server.auth]` secrets from the environment and files.
+pub fn auth(config: &Config, path: Option<&Path>) -> Result<ResolvedAuth, CliError> {
+    config
+        .server
+        .auth
+        .resolve(
+            |var| std::env::var(var).ok(),
+            |p| std::fs::read_to_string(p),
+        )
+        .map_err(|source| CliError::Config {
+            path: path.map(PathBuf::from),
+            source,
+        })
 }
 
 /// Resolves the configured accounts' passcodes from the environment and files.

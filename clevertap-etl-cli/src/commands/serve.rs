@@ -3,15 +3,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use clevertap_etl_axum::{app, serve, AppState};
-use clevertap_etl_core::config::AccountConfig;
+use clevertap_etl_axum::{app, serve, AppState, Metrics, ServiceSettings};
+use clevertap_etl_core::config::{AccountConfig, LogFormat};
 use clevertap_etl_core::sandbox::SandboxUploader;
 use clevertap_etl_core::{
     AccountId, Config, ConfigError, Credentials, HttpUploader, Passcode, Pipeline, Uploader,
 };
 use tokio::net::TcpListener;
 
-use super::{credentials, load_config, shutdown_signal};
+use super::{auth, credentials, load_config, shutdown_signal};
 use crate::error::CliError;
 
 /// The account the sandbox accepts when no configuration names one (the seed's target account).
@@ -23,8 +23,9 @@ pub async fn run(
     listen: Option<String>,
     sandbox: bool,
 ) -> Result<(), CliError> {
-    init_tracing();
     let mut config = load_config(config_path)?;
+    init_tracing(config.server.log_format);
+    let auth = auth(&config, config_path)?;
     let (uploader, creds): (Arc<dyn Uploader>, Vec<Credentials>) = if sandbox {
         let creds = sandbox_credentials(&mut config)?;
         (Arc::new(SandboxUploader::default()), creds)
@@ -34,11 +35,24 @@ pub async fn run(
             .map_err(|e| CliError::Unreachable(e.to_string()))?;
         (Arc::new(uploader), creds)
     };
-    let pipeline = Pipeline::from_config(&config, uploader, creds);
-    let state = AppState::new(pipeline).with_max_body_bytes(config.server.max_body_bytes);
     let addr = listen.unwrap_or_else(|| config.server.listen.clone());
-    let listener = TcpListener::bind(&addr).await.map_err(CliError::Serve)?;
+    let listener = TcpListener::bind(&addr).await.map_err(|e| CliError::Bind {
+        addr: addr.clone(),
+        source: e,
+    })?;
     let local = listener.local_addr().map_err(CliError::Serve)?;
+    config
+        .server
+        .check_exposure(local.ip())
+        .map_err(|source| CliError::Config {
+            path: config_path.map(Into::into),
+            source,
+        })?;
+    let metrics = Metrics::new();
+    let pipeline = Pipeline::from_config(&config, metrics.instrument(uploader), creds);
+    let state = AppState::new(pipeline)
+        .with_settings(ServiceSettings::from_config(&config.server, auth))
+        .with_metrics(metrics);
     tracing::info!(%local, sandbox, "clevertap-etl listening; POST /webhooks/clevertap");
     println!("listening on http://{local}");
     serve(listener, app(state), shutdown_signal())
@@ -76,12 +90,15 @@ pub fn sandbox_credentials(config: &mut Config) -> Result<Vec<Credentials>, CliE
 
 const SANDBOX_PASSCODE: &str = "sandbox";
 
-/// Logs to standard error; `RUST_LOG` sets the level (default `info`).
-pub fn init_tracing() {
+/// Logs to standard error, as text or JSON lines; `RUST_LOG` sets the level (default `info`).
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }

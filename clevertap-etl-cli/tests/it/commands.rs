@@ -82,3 +82,50 @@ fn transform_with_a_missing_file_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("/nonexistent/payload.json"));
 }
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let config = temp_file(
+        "good.toml",
+        "[[accounts]]\nid = \"ACC-1\"\npasscode = \"SUPER-SECRET-1\"\n[server.auth]\nusername = \"ct\"\npassword_env = \"CT_IT_PW\"\n",
+    );
+    let out = crate::support::bin()
+        .args(["check-config", "--config", config.to_str().unwrap()])
+        .env("CT_IT_PW", "PW-SECRET-2")
+        .env("CLEVERTAP_ETL_DELIVERY__BATCH_SIZE", "250")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("batch_size = 250"),
+        "the override shows: {text}"
+    );
+    assert!(
+        text.contains("ACC-1") && text.contains("<redacted>"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("SUPER-SECRET-1") && !text.contains("PW-SECRET-2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_config_rejects_unknown_keys_and_missing_secrets() {
+    let bad = temp_file("typo.toml", "[server]\nlisen = \"x\"\n");
+    let out = run(&["check-config", "--config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("server.lisen"), "{}", stderr(&out));
+    let missing = temp_file(
+        "missing.toml",
+        "[[accounts]]\nid = \"A\"\npasscode_env = \"CT_IT_SURELY_UNSET\"\n",
+    );
+    let out = run(&["check-config", "--config", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("accounts[0].passcode_env"),
+        "{}",
+        stderr(&out)
+    );
+}

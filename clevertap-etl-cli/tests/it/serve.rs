@@ -10,9 +10,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::support::{bin, client, example, temp_file};
 
 /// A running `serve`, killed on drop.
-struct Service {
-    child: Child,
-    url: String,
+pub(crate) struct Service {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 impl Drop for Service {
@@ -22,25 +22,32 @@ impl Drop for Service {
     }
 }
 
-fn start(args: &[&str], env: &[(&str, &str)]) -> Service {
+pub(crate) fn start(args: &[&str], env: &[(&str, &str)]) -> Service {
+    start_logging(args, env, Stdio::null())
+}
+
+/// Starts `serve` with its standard error going to `stderr`.
+pub(crate) fn start_logging(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Service {
     let mut child = bin()
         .arg("serve")
         .args(args)
         .args(["--listen", "127.0.0.1:0"])
+        .env_remove("CLEVERTAP_ETL_CONFIG")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
     let url = line
         .trim()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
+    // Keep draining stdout so the service never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     Service { child, url }
 }
 
@@ -122,4 +129,64 @@ fn serve_without_the_passcode_variable_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("accounts[0].passcode_env"));
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_auth() {
+    let out = bin()
+        .args(["serve", "--sandbox", "--listen", "0.0.0.0:0"])
+        .env_remove("CLEVERTAP_ETL_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.auth") && err.contains("allow_unauthenticated"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"status": "success", "processed": 2, "unprocessed": []}))
+                .set_delay(std::time::Duration::from_millis(1500)),
+        )
+        .mount(&server)
+        .await;
+    let config = temp_file(
+        "shutdown.toml",
+        &format!("[clevertap]\napi_base_url = \"{}\"\n[[accounts]]\nid = \"W44-Z4K-K65Z\"\npasscode = \"p\"\n", server.uri()),
+    );
+    let mut service = start(&["--config", config.to_str().unwrap()], &[]);
+    let url = format!("{}/webhooks/clevertap", service.url);
+    let request = tokio::spawn(async move {
+        client()
+            .post(url)
+            .body(std::fs::read(example("payloads/seed.json")).unwrap())
+            .send()
+            .await
+    });
+    // Once CleverTap has the upload, the request is in flight: ask the service to stop.
+    for _ in 0..400 {
+        if !server.received_requests().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let pid = service.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let response = request.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["state"], "delivered");
+    let status = service.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }

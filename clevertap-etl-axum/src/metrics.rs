@@ -1,0 +1,249 @@
+//! Prometheus metrics, served at `GET /metrics`, and an uploader decorator that feeds them.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use clevertap_etl_core::{
+    AccountId, Counts, Credentials, UploadBody, UploadError, UploadReply, Uploader,
+};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The service's metrics. Cheap to clone; clones share the same series.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    webhooks: Family<Labels, Counter>,
+    records: Family<Labels, Counter>,
+    uploads: Family<Labels, Counter>,
+    in_flight: Family<Labels, Gauge>,
+    concurrency_limit: Family<Labels, Gauge>,
+    retries: Counter,
+    spool_depth: Gauge,
+    webhook_seconds: Histogram,
+    upload_seconds: Histogram,
+    auth_failing: Mutex<HashSet<AccountId>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics in its own registry.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("clevertap_etl");
+        let webhooks = Family::<Labels, Counter>::default();
+        let records = Family::<Labels, Counter>::default();
+        let uploads = Family::<Labels, Counter>::default();
+        let in_flight = Family::<Labels, Gauge>::default();
+        let concurrency_limit = Family::<Labels, Gauge>::default();
+        let retries = Counter::default();
+        let spool_depth = Gauge::default();
+        let webhook_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let upload_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register("webhooks", "Webhook calls by outcome", webhooks.clone());
+        registry.register(
+            "records",
+            "Records by outcome (processed, rejected, skipped, pending, dead)",
+            records.clone(),
+        );
+        registry.register(
+            "upload_requests",
+            "Upload API requests by HTTP status (or error)",
+            uploads.clone(),
+        );
+        registry.register(
+            "upload_retries",
+            "Upload requests that were retries",
+            retries.clone(),
+        );
+        registry.register(
+            "upload_in_flight",
+            "Upload requests in flight per account",
+            in_flight.clone(),
+        );
+        registry.register(
+            "upload_concurrency_limit",
+            "Current concurrency limit per account",
+            concurrency_limit.clone(),
+        );
+        registry.register(
+            "spool_pending_records",
+            "Records waiting in the spool",
+            spool_depth.clone(),
+        );
+        registry.register(
+            "webhook_duration_seconds",
+            "Time to answer a webhook",
+            webhook_seconds.clone(),
+        );
+        registry.register(
+            "upload_duration_seconds",
+            "Time of one Upload API request",
+            upload_seconds.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                webhooks,
+                records,
+                uploads,
+                in_flight,
+                concurrency_limit,
+                retries,
+                spool_depth,
+                webhook_seconds,
+                upload_seconds,
+                auth_failing: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.inner.registry);
+        text
+    }
+
+    /// Counts one webhook call and its answer time.
+    pub fn webhook(&self, outcome: &str, started: Instant) {
+        self.inner
+            .webhooks
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
+        self.inner
+            .webhook_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Counts a report's records by outcome.
+    pub fn records(&self, counts: &Counts) {
+        for (outcome, n) in [
+            ("processed", counts.processed),
+            ("rejected", counts.rejected),
+            ("skipped", counts.skipped),
+            ("pending", counts.pending),
+            ("dead", counts.dead),
+        ] {
+            if n > 0 {
+                self.inner
+                    .records
+                    .get_or_create(&vec![("outcome", outcome.to_owned())])
+                    .inc_by(n);
+            }
+        }
+    }
+
+    /// Counts retried upload requests.
+    pub fn retries(&self, n: u64) {
+        self.inner.retries.inc_by(n);
+    }
+
+    /// Sets the current concurrency limit of an account.
+    pub fn concurrency_limit(&self, account: &AccountId, limit: i64) {
+        self.inner
+            .concurrency_limit
+            .get_or_create(&vec![("account", account.to_string())])
+            .set(limit);
+    }
+
+    /// Sets the number of records waiting in the spool.
+    pub fn spool_depth(&self, records: i64) {
+        self.inner.spool_depth.set(records);
+    }
+
+    /// Accounts whose last upload CleverTap refused with 401 or 403.
+    pub fn auth_failing(&self) -> Vec<AccountId> {
+        let mut ids: Vec<_> = self
+            .inner
+            .auth_failing
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// Wraps an uploader so every request it sends is counted, timed and watched for 401/403.
+    pub fn instrument(&self, uploader: Arc<dyn Uploader>) -> Arc<dyn Uploader> {
+        Arc::new(ObservedUploader {
+            inner: uploader,
+            metrics: self.clone(),
+        })
+    }
+
+    fn observe_upload(
+        &self,
+        account: &AccountId,
+        result: &Result<UploadReply, UploadError>,
+        started: Instant,
+    ) {
+        self.inner
+            .upload_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let status = match result {
+            Ok(reply) => reply.status.to_string(),
+            Err(UploadError::Timeout(_)) => "timeout".to_owned(),
+            Err(_) => "error".to_owned(),
+        };
+        self.inner
+            .uploads
+            .get_or_create(&vec![("status", status)])
+            .inc();
+        if let (Ok(reply), Ok(mut failing)) = (result, self.inner.auth_failing.lock()) {
+            if matches!(reply.status, 401 | 403) {
+                failing.insert(account.clone());
+            } else if reply.status < 300 {
+                failing.remove(account);
+            }
+        }
+    }
+}
+
+/// An uploader that feeds [`Metrics`].
+struct ObservedUploader {
+    inner: Arc<dyn Uploader>,
+    metrics: Metrics,
+}
+
+#[async_trait]
+impl Uploader for ObservedUploader {
+    async fn upload(
+        &self,
+        account: &Credentials,
+        body: &UploadBody,
+    ) -> Result<UploadReply, UploadError> {
+        let labels = vec![("account", account.account_id.to_string())];
+        let gauge = self.metrics.inner.in_flight.get_or_create_owned(&labels);
+        gauge.inc();
+        let started = Instant::now();
+        let result = self.inner.upload(account, body).await;
+        gauge.dec();
+        self.metrics
+            .observe_upload(&account.account_id, &result, started);
+        result
+    }
+}
