@@ -35,6 +35,29 @@ pub enum Command {
         #[arg(long, short, env = "CLEVERTAP_ETL_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Play CleverTap's webhook sender: POST a payload to a running service.
+    Send {
+        /// The payload file (`-` for standard input).
+        payload: PathBuf,
+        /// The webhook URL, e.g. `http://127.0.0.1:8080/webhooks/clevertap`.
+        #[arg(long, env = "CLEVERTAP_ETL_URL")]
+        url: String,
+        /// HTTP Basic credentials as `USER:PASSWORD`.
+        #[arg(long, env = "CLEVERTAP_ETL_BASIC_AUTH", conflicts_with = "token")]
+        basic: Option<String>,
+        /// A bearer token.
+        #[arg(long, env = "CLEVERTAP_ETL_TOKEN")]
+        token: Option<String>,
+        /// Send the payload this many times (prints a summary instead of each answer).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        repeat: u64,
+        /// Requests in flight at once when repeating.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        concurrency: u64,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+    },
     /// Check a configuration and print the effective one (file + environment overrides +
     /// defaults), with secrets redacted.
     CheckConfig {

@@ -42,6 +42,9 @@ pub enum CliError {
     /// The service could not start or stopped on an error.
     #[error("service: {0}")]
     Serve(std::io::Error),
+    /// Some records were rejected or are dead, or a request was refused.
+    #[error("{0}")]
+    Incomplete(String),
     /// CleverTap could not be reached or refused the credentials.
     #[error("{0}")]
     Unreachable(String),
@@ -51,6 +54,7 @@ impl CliError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
+            CliError::Incomplete(_) => 1,
             CliError::Read { .. } | CliError::Config { .. } | CliError::Payload { .. } => 2,
             CliError::Serve(_) | CliError::Bind { .. } => 2,
             CliError::Unreachable(_) => 3,

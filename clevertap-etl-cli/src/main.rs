@@ -39,6 +39,23 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Demo => commands::demo::run().await,
+        Command::Send {
+            payload,
+            url,
+            basic,
+            token,
+            repeat,
+            concurrency,
+            timeout_secs,
+        } => {
+            let auth = commands::send::Auth::from_flags(basic, token);
+            let options = commands::send::Options {
+                repeat,
+                concurrency,
+                timeout: std::time::Duration::from_secs(timeout_secs.max(1)),
+            };
+            commands::send::run(&payload, &url, auth, options).await
+        }
         Command::CheckConfig { config } => commands::check_config::run(config.as_deref()),
         Command::Transform { payload, config } => {
             commands::transform::run(&payload, config.as_deref())

@@ -2,6 +2,7 @@
 
 pub mod check_config;
 pub mod demo;
+pub mod send;
 pub mod serve;
 pub mod transform;
 

@@ -190,3 +190,68 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     let status = service.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn send_plays_clevertap_against_the_sandbox_service() {
+    let service = start(&["--sandbox"], &[]);
+    let url = format!("{}/webhooks/clevertap", service.url);
+    let seed = example("payloads/seed.json");
+    let out = bin()
+        .args(["send", seed.to_str().unwrap(), "--url", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("HTTP 200"), "{text}");
+    assert!(text.contains("\"delivered\""), "{text}");
+
+    let out = bin()
+        .args([
+            "send",
+            seed.to_str().unwrap(),
+            "--url",
+            &url,
+            "--repeat",
+            "20",
+            "--concurrency",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("requests   20 in"), "{text}");
+    assert!(text.contains("statuses   200: 20"), "{text}");
+    assert!(text.contains("p99"), "{text}");
+}
+
+#[test]
+fn send_reports_refusals_and_unreachable_services() {
+    let service = start(&["--sandbox"], &[]);
+    let bad = temp_file("send-bad.json", r#"{"profiles": "nope"}"#);
+    let out = bin()
+        .args([
+            "send",
+            bad.to_str().unwrap(),
+            "--url",
+            &format!("{}/webhooks/clevertap", service.url),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("HTTP 400"));
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let out = bin()
+        .args([
+            "send",
+            example("payloads/seed.json").to_str().unwrap(),
+            "--url",
+            &format!("http://{addr}/webhooks/clevertap"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
