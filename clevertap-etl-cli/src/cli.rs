@@ -35,6 +35,23 @@ pub enum Command {
         #[arg(long, short, env = "CLEVERTAP_ETL_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Backfill: transform and deliver payload files or JSON-lines files of profiles through the
+    /// delivery engine, streaming with constant memory; prints the delivery report.
+    Upload {
+        /// Payload files (`.json`) or JSON-lines files (`.jsonl`/`.ndjson`: one profile, or one
+        /// payload, per line); `-` reads JSON lines from standard input.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The configuration file (accounts, transform, delivery).
+        #[arg(long, short, env = "CLEVERTAP_ETL_CONFIG")]
+        config: Option<PathBuf>,
+        /// Transform and validate only: print what would be sent, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Profiles transformed and delivered together (memory stays bounded by this).
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        chunk_profiles: u64,
+    },
     /// Play CleverTap's webhook sender: POST a payload to a running service.
     Send {
         /// The payload file (`-` for standard input).

@@ -42,6 +42,9 @@ pub enum CliError {
     /// The service could not start or stopped on an error.
     #[error("service: {0}")]
     Serve(std::io::Error),
+    /// Some input could not be read as payloads (what could be read was processed).
+    #[error("{0}")]
+    BadInput(String),
     /// Some records were rejected or are dead, or a request was refused.
     #[error("{0}")]
     Incomplete(String),
@@ -55,7 +58,10 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Incomplete(_) => 1,
-            CliError::Read { .. } | CliError::Config { .. } | CliError::Payload { .. } => 2,
+            CliError::Read { .. }
+            | CliError::Config { .. }
+            | CliError::Payload { .. }
+            | CliError::BadInput(_) => 2,
             CliError::Serve(_) | CliError::Bind { .. } => 2,
             CliError::Unreachable(_) => 3,
         }

@@ -39,6 +39,18 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Demo => commands::demo::run().await,
+        Command::Upload {
+            files,
+            config,
+            dry_run,
+            chunk_profiles,
+        } => {
+            let options = commands::upload::Options {
+                dry_run,
+                chunk_profiles: usize::try_from(chunk_profiles).unwrap_or(5000),
+            };
+            commands::upload::run(&files, config.as_deref(), options).await
+        }
         Command::Send {
             payload,
             url,

@@ -100,6 +100,14 @@ impl WebhookPayload {
     }
 }
 
+impl WebhookProfile {
+    /// Decodes one profile object (as found in `profiles[]`, or on one line of a JSON-lines
+    /// backfill file).
+    pub fn from_slice(body: &[u8]) -> Result<Self, DecodeError> {
+        decode(body)
+    }
+}
+
 /// Looks a key up in an object, case-insensitively.
 pub fn lookup_ci<'a>(object: &'a Object, key: &str) -> Option<&'a Value> {
     object

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod send;
 pub mod serve;
 pub mod transform;
+pub mod upload;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -5,3 +5,4 @@ mod commands;
 mod secrets;
 mod serve;
 mod support;
+mod upload;
