@@ -31,16 +31,18 @@ pub mod deliver;
 pub mod payload;
 pub mod record;
 pub mod report;
+pub mod retry;
 pub mod spec;
 pub mod transform;
 pub mod upload;
 
 pub use crate::account::{AccountId, Credentials, Passcode, Region};
 pub use crate::config::{Config, ConfigError};
-pub use crate::deliver::{Deliverer, DeliverySettings};
+pub use crate::deliver::{ConcurrencyStats, Deliverer, DeliverySettings, FailingAccount, Job};
 pub use crate::payload::{DecodeError, WebhookPayload, WebhookProfile};
 pub use crate::record::{UploadBody, UploadRecord, UploadResponse};
 pub use crate::report::{Counts, DeliveryReport, DeliveryState, Failure, RecordOutcome, Stage};
+pub use crate::retry::{classify, Backoff, RetryAction};
 pub use crate::spec::{Routing, TransformSpec};
 pub use crate::transform::{transform, Plan, Skipped, Target, TransformError, UnixSeconds};
 pub use crate::upload::{
