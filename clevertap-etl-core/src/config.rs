@@ -143,7 +143,8 @@ pub struct DeliveryConfig {
     pub max_concurrency: usize,
     /// Halve an account's concurrency on a 429 and raise it by one per success. Default `true`.
     pub adaptive: bool,
-    /// Most attempts per record, the first included (1 to 100). Default 5.
+    /// Most attempts per record, the first included (1 to 100); throttled (429) attempts do not
+    /// count. Default 5.
     pub max_attempts: u32,
     /// No retry starts later than this many seconds after a batch's first attempt. Default 300.
     pub max_retry_duration_secs: u64,

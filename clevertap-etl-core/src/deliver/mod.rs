@@ -67,7 +67,8 @@ pub struct DeliverySettings {
     pub account_max_concurrency: BTreeMap<AccountId, usize>,
     /// Adapt each account's limit to 429s (AIMD). Default `true`; `false` keeps it fixed.
     pub adaptive: bool,
-    /// Most attempts per record, the first included. Default 5.
+    /// Most attempts per record, the first included. Default 5. Attempts CleverTap throttled
+    /// (429) do not count: they are bounded by `max_retry_duration` only.
     pub max_attempts: u32,
     /// No retry starts later than this after a batch's first attempt. Default 5 minutes.
     pub max_retry_duration: Duration,
@@ -356,7 +357,10 @@ impl Deliverer {
         let started = tokio::time::Instant::now();
         let mut pending = batch;
         let mut done = Vec::with_capacity(pending.len());
-        let mut attempt = 0u32;
+        // Requests sent, and how many of them CleverTap throttled (429). Throttled requests do
+        // not count against `max_attempts`: only `max_retry_duration` bounds them.
+        let mut sent = 0u32;
+        let mut throttled = 0u32;
         loop {
             let permit = match self.failing_for(credentials) {
                 Some(f) => return settle(done, &pending, fail_fast(&f)),
@@ -365,7 +369,7 @@ impl Deliverer {
             if let Some(f) = self.failing_for(credentials) {
                 return settle(done, &pending, fail_fast(&f));
             }
-            attempt += 1;
+            sent += 1;
             let body = UploadBody {
                 d: pending.iter().map(|i| records[*i].clone()).collect(),
             };
@@ -410,18 +414,30 @@ impl Deliverer {
                     retry
                 }
             };
-            if attempt >= self.settings.max_attempts {
-                return settle(done, &pending, dead(&retry, attempt, "attempts"));
-            }
+            let retry_number = if retry.throttled {
+                throttled += 1;
+                throttled
+            } else {
+                let attempts = sent - throttled;
+                if attempts >= self.settings.max_attempts {
+                    return settle(done, &pending, dead(&retry, sent, "attempts"));
+                }
+                attempts
+            };
             let unit = lock(&self.rng).f64();
-            let delay = backoff_delay(&self.settings.backoff, attempt, retry.retry_after, unit);
+            let delay = backoff_delay(
+                &self.settings.backoff,
+                retry_number,
+                retry.retry_after,
+                unit,
+            );
             if started.elapsed() + delay > self.settings.max_retry_duration {
-                return settle(done, &pending, dead(&retry, attempt, "retry time"));
+                return settle(done, &pending, dead(&retry, sent, "retry time"));
             }
             tracing::debug!(
                 account = %credentials.account_id,
                 records = pending.len(),
-                attempt,
+                sent,
                 ?delay,
                 code = retry.code,
                 reason = %retry.reason,
