@@ -150,7 +150,7 @@ pub fn classify(attempt: &Attempt<'_>) -> RetryAction {
     }
 }
 
-/// How long to wait before retry number `retry` (1 for the first retry).
+/// How long to wait before retry number `retry` (1 for the first retry; 0 means "no wait").
 ///
 /// With a `Retry-After` it is that, clamped to `retry_after_max`; otherwise exponential backoff
 /// with full jitter: `unit × min(max, base × 2^(retry-1))`, where `unit` is a random draw in
@@ -174,7 +174,10 @@ pub fn backoff_delay(
     if let Some(after) = retry_after {
         return after.min(backoff.retry_after_max);
     }
-    let exponent = retry.saturating_sub(1).min(31);
+    if retry == 0 {
+        return Duration::ZERO;
+    }
+    let exponent = (retry - 1).min(31);
     let ceiling = backoff
         .base
         .saturating_mul(1u32 << exponent)
@@ -662,6 +665,11 @@ mod tests {
             retry_after_max: Duration::from_secs(10),
         };
         assert_eq!(backoff_delay(&b, 1, None, 0.0), Duration::ZERO);
+        assert_eq!(backoff_delay(&b, 0, None, 1.0), Duration::ZERO);
+        assert_eq!(
+            backoff_delay(&b, 0, Some(Duration::from_secs(1)), 1.0),
+            Duration::from_secs(1)
+        );
         assert_eq!(backoff_delay(&b, 1, None, 1.0), Duration::from_millis(100));
         assert_eq!(backoff_delay(&b, 2, None, 1.0), Duration::from_millis(200));
         assert_eq!(backoff_delay(&b, 5, None, 1.0), Duration::from_millis(1000));

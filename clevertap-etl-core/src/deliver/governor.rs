@@ -25,6 +25,11 @@ struct State {
     epoch: u64,
     /// Callers waiting for a slot, oldest first. Each is sent the epoch of its grant.
     waiters: VecDeque<oneshot::Sender<u64>>,
+    /// Bursts of 429s (counted once per epoch, like decreases) since the last success. The
+    /// backoff of a throttled retry grows with it: an account that merely overshot its limit
+    /// retries as soon as the lowered limit allows, one that gets nothing through backs off
+    /// exponentially.
+    throttle_streak: u32,
 }
 
 /// A snapshot of a governor, for observability.
@@ -67,12 +72,14 @@ impl Governor {
                 in_flight: 0,
                 epoch: 0,
                 waiters: VecDeque::new(),
+                throttle_streak: 0,
             }),
         }
     }
 
-    /// Waits for a slot. Slots are granted in the order callers asked for them.
-    pub(crate) async fn acquire(self: &Arc<Self>) -> Permit {
+    /// Waits for a slot. Slots are granted in the order callers asked for them, except that
+    /// an `urgent` caller (a retry, older than any new work) goes to the head of the queue.
+    pub(crate) async fn acquire(self: &Arc<Self>, urgent: bool) -> Permit {
         let rx = {
             let mut s = self.lock();
             if s.waiters.is_empty() && s.in_flight < s.limit {
@@ -83,7 +90,11 @@ impl Governor {
                 };
             }
             let (tx, rx) = oneshot::channel();
-            s.waiters.push_back(tx);
+            if urgent {
+                s.waiters.push_front(tx);
+            } else {
+                s.waiters.push_back(tx);
+            }
             rx
         };
         let mut waiting = Waiting {
@@ -153,21 +164,26 @@ impl State {
 impl Permit {
     /// The request succeeded (CleverTap answered 200): raise the limit by one, up to the max.
     pub(crate) fn success(&self) {
+        let mut s = self.governor.lock();
+        s.throttle_streak = 0;
         if self.governor.adaptive {
-            let mut s = self.governor.lock();
             s.limit = (s.limit + 1).min(self.governor.max);
         }
     }
 
-    /// The request got a 429: halve the limit (never below 1), once per burst.
-    pub(crate) fn throttled(&self) {
-        if self.governor.adaptive {
-            let mut s = self.governor.lock();
-            if self.epoch == s.epoch {
+    /// The request got a 429: halve the limit (never below 1), once per burst: 429s to
+    /// requests granted before the last decrease are part of the burst that caused it. Returns
+    /// how many bursts the account got since its last success, this one included.
+    pub(crate) fn throttled(&self) -> u32 {
+        let mut s = self.governor.lock();
+        if self.epoch == s.epoch {
+            s.throttle_streak = s.throttle_streak.saturating_add(1);
+            s.epoch += 1;
+            if self.governor.adaptive {
                 s.limit = (s.limit / 2).max(1);
-                s.epoch += 1;
             }
         }
+        s.throttle_streak
     }
 }
 
@@ -196,8 +212,8 @@ mod tests {
     #[tokio::test]
     async fn grants_up_to_the_limit_in_fifo_order() {
         let g = Arc::new(Governor::new(2, false));
-        let a = g.acquire().await;
-        let _b = g.acquire().await;
+        let a = g.acquire(false).await;
+        let _b = g.acquire(false).await;
         assert_eq!(g.stats().in_flight, 2);
         let g2 = Arc::clone(&g);
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -206,7 +222,7 @@ mod tests {
             let g = Arc::clone(&g2);
             let order = Arc::clone(&order);
             tasks.push(tokio::spawn(async move {
-                let p = g.acquire().await;
+                let p = g.acquire(false).await;
                 order.lock().unwrap().push(n);
                 drop(p);
             }));
@@ -220,19 +236,43 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2]);
-        assert!(g.stats().in_flight <= 1);
+        // An urgent caller jumps the queue.
+        drop(_b);
+        let a = g.acquire(false).await;
+        let b = g.acquire(false).await;
+        let late = tokio::spawn({
+            let g = Arc::clone(&g);
+            async move { g.acquire(false).await }
+        });
+        while g.stats().waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        let urgent = tokio::spawn({
+            let g = Arc::clone(&g);
+            async move { g.acquire(true).await }
+        });
+        while g.stats().waiting < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(a);
+        let _urgent = urgent.await.unwrap();
+        assert!(!late.is_finished());
+        drop(b);
+        let _late = late.await.unwrap();
+        assert_eq!(g.stats().in_flight, 2);
     }
 
     #[tokio::test]
     async fn aimd_halves_once_per_burst_and_grows_by_one() {
         let g = Arc::new(Governor::new(8, true));
-        let permits: Vec<_> = futures_util::future::join_all((0..8).map(|_| g.acquire())).await;
+        let permits: Vec<_> =
+            futures_util::future::join_all((0..8).map(|_| g.acquire(false))).await;
         for p in &permits {
             p.throttled();
         }
         assert_eq!(g.stats().limit, 4);
         drop(permits);
-        let p = g.acquire().await;
+        let p = g.acquire(false).await;
         p.throttled();
         assert_eq!(g.stats().limit, 2);
         p.success();
@@ -240,11 +280,11 @@ mod tests {
         assert_eq!(g.stats().limit, 4);
         drop(p);
         for _ in 0..10 {
-            g.acquire().await.throttled();
+            g.acquire(false).await.throttled();
         }
         assert_eq!(g.stats().limit, 1);
         for _ in 0..20 {
-            g.acquire().await.success();
+            g.acquire(false).await.success();
         }
         assert_eq!(g.stats().limit, 8);
     }
@@ -252,19 +292,25 @@ mod tests {
     #[tokio::test]
     async fn fixed_governor_ignores_feedback() {
         let g = Arc::new(Governor::new(3, false));
-        let p = g.acquire().await;
-        p.throttled();
+        let p = g.acquire(false).await;
+        let q = g.acquire(false).await;
+        assert_eq!(p.throttled(), 1);
+        assert_eq!(q.throttled(), 1, "same burst");
+        drop(q);
+        assert_eq!(g.acquire(false).await.throttled(), 2);
         assert_eq!(g.stats().limit, 3);
+        p.success();
+        assert_eq!(g.acquire(false).await.throttled(), 1);
     }
 
     #[tokio::test]
     async fn cancelled_waiter_does_not_leak_its_slot() {
         let g = Arc::new(Governor::new(1, false));
-        let held = g.acquire().await;
+        let held = g.acquire(false).await;
         let waiter = tokio::spawn({
             let g = Arc::clone(&g);
             async move {
-                let _p = g.acquire().await;
+                let _p = g.acquire(false).await;
             }
         });
         while g.stats().waiting == 0 {
@@ -274,7 +320,7 @@ mod tests {
         let _ = waiter.await;
         drop(held);
         assert_eq!(g.stats().in_flight, 0);
-        let _again = g.acquire().await;
+        let _again = g.acquire(false).await;
         assert_eq!(g.stats().in_flight, 1);
     }
 }

@@ -10,7 +10,14 @@
 //! 3. decides what each answer means with the pure [`crate::retry::classify`] and waits (here,
 //!    with tokio's clock) before sending again what may be sent again. Records CleverTap
 //!    processed are never sent again; retries stop after [`DeliverySettings::max_attempts`]
-//!    attempts or [`DeliverySettings::max_retry_duration`], whichever comes first.
+//!    attempts or [`DeliverySettings::max_retry_duration`], whichever comes first. Retries
+//!    queue ahead of batches not yet sent.
+//!
+//! A 429 ("too many concurrent requests") is flow control: it halves the account's limit once
+//! per burst, does not count as an attempt, and its batch is sent again as soon as the lowered
+//! limit allows. Only when an account gets further 429 bursts without a success in between
+//! does its throttled retries' wait grow (exponential backoff with full jitter), and a
+//! `Retry-After` is always honoured.
 //!
 //! A 401 or 403 marks the account failing: its later batches are not sent and fail at once, until
 //! [`Deliverer::clear_failing`] or a different passcode ([`Deliverer::failing_accounts`] feeds a
@@ -31,13 +38,13 @@ use futures_util::future::join_all;
 
 use self::batch::{pack, Item};
 pub use self::governor::ConcurrencyStats;
-use self::governor::Governor;
+use self::governor::{Governor, Permit};
 use crate::account::{AccountId, Credentials, Passcode};
 use crate::record::{UploadBody, UploadRecord};
 use crate::report::RecordOutcome;
 use crate::retry::{backoff_delay, classify, Attempt, Backoff, Retry, RetryAction};
 use crate::transform::{Plan, Target};
-use crate::upload::Uploader;
+use crate::upload::{UploadError, UploadReply, Uploader};
 
 /// The most records CleverTap takes in one request.
 pub const MAX_BATCH_SIZE: usize = 1000;
@@ -189,25 +196,31 @@ impl Deliverer {
     /// so many small plans still make full batches. Returns, per plan, one outcome per planned
     /// record in plan order.
     pub async fn deliver_plans(&self, plans: &[&Plan]) -> Vec<Vec<RecordOutcome>> {
-        // Per target: jobs keyed by (plan index, record position in the plan).
-        type Group<'p> = (&'p Target, Vec<Job<(usize, usize)>>);
+        // Per target: the records, and where each sits (plan index, position in the plan).
+        struct Group<'p> {
+            target: &'p Target,
+            keys: Vec<(usize, usize)>,
+            records: Vec<&'p UploadRecord>,
+        }
         let mut groups: Vec<Group<'_>> = Vec::new();
         for (p, plan) in plans.iter().enumerate() {
             let mut position = 0;
-            for group in &plan.accounts {
-                let jobs = match groups.iter_mut().find(|(t, _)| *t == &group.target) {
-                    Some((_, jobs)) => jobs,
+            for account in &plan.accounts {
+                let index = match groups.iter().position(|g| *g.target == account.target) {
+                    Some(index) => index,
                     None => {
-                        groups.push((&group.target, Vec::new()));
-                        let last = groups.len() - 1;
-                        &mut groups[last].1
+                        groups.push(Group {
+                            target: &account.target,
+                            keys: Vec::new(),
+                            records: Vec::new(),
+                        });
+                        groups.len() - 1
                     }
                 };
-                for planned in &group.records {
-                    jobs.push(Job {
-                        key: (p, position),
-                        record: planned.record.clone(),
-                    });
+                let group = &mut groups[index];
+                for planned in &account.records {
+                    group.keys.push((p, position));
+                    group.records.push(&planned.record);
                     position += 1;
                 }
             }
@@ -216,14 +229,11 @@ impl Deliverer {
             .iter()
             .map(|p| vec![RecordOutcome::Pending; p.record_count()])
             .collect();
-        let results = join_all(
-            groups
-                .into_iter()
-                .map(|(target, jobs)| self.deliver_jobs(target, jobs)),
-        )
-        .await;
-        for ((p, i), outcome) in results.into_iter().flatten() {
-            out[p][i] = outcome;
+        let results = join_all(groups.iter().map(|g| self.deliver_to(g.target, &g.records))).await;
+        for (group, outcomes) in groups.iter().zip(results) {
+            for ((p, i), outcome) in group.keys.iter().zip(outcomes) {
+                out[*p][*i] = outcome;
+            }
         }
         out
     }
@@ -238,20 +248,24 @@ impl Deliverer {
         target: &Target,
         jobs: Vec<Job<K>>,
     ) -> Vec<(K, RecordOutcome)> {
-        let (keys, records): (Vec<K>, Vec<UploadRecord>) =
-            jobs.into_iter().map(|j| (j.key, j.record)).unzip();
+        let records: Vec<&UploadRecord> = jobs.iter().map(|j| &j.record).collect();
+        let outcomes = self.deliver_to(target, &records).await;
+        jobs.into_iter().map(|j| j.key).zip(outcomes).collect()
+    }
+
+    /// Delivers records to one target; one outcome per record, in order.
+    async fn deliver_to(&self, target: &Target, records: &[&UploadRecord]) -> Vec<RecordOutcome> {
         let credentials = match target {
             Target::FromPayload(c) => Some(c),
             Target::Configured(id) => self.accounts.get(id),
         };
-        let outcomes = match credentials {
-            Some(c) => self.deliver_records(c, &records).await,
+        match credentials {
+            Some(c) => self.deliver_records(c, records).await,
             None => {
                 let reason = format!("no passcode configured for account {}", target.account_id());
                 vec![RecordOutcome::Rejected { code: None, reason }; records.len()]
             }
-        };
-        keys.into_iter().zip(outcomes).collect()
+        }
     }
 
     /// The accounts CleverTap refused (401 or 403) and that now fail fast, by account id.
@@ -318,7 +332,7 @@ impl Deliverer {
     async fn deliver_records(
         &self,
         credentials: &Credentials,
-        records: &[UploadRecord],
+        records: &[&UploadRecord],
     ) -> Vec<RecordOutcome> {
         let items: Vec<Item> = records
             .iter()
@@ -351,7 +365,7 @@ impl Deliverer {
         &self,
         credentials: &Credentials,
         governor: &Arc<Governor>,
-        records: &[UploadRecord],
+        records: &[&UploadRecord],
         batch: Vec<usize>,
     ) -> Vec<(usize, RecordOutcome)> {
         let started = tokio::time::Instant::now();
@@ -361,10 +375,12 @@ impl Deliverer {
         // not count against `max_attempts`: only `max_retry_duration` bounds them.
         let mut sent = 0u32;
         let mut throttled = 0u32;
+        let mut throttle_streak = 0u32;
         loop {
             let permit = match self.failing_for(credentials) {
                 Some(f) => return settle(done, &pending, fail_fast(&f)),
-                None => governor.acquire().await,
+                // A retry is older than any batch not yet sent: it goes first.
+                None => governor.acquire(sent > 0).await,
             };
             if let Some(f) = self.failing_for(credentials) {
                 return settle(done, &pending, fail_fast(&f));
@@ -373,17 +389,24 @@ impl Deliverer {
             let body = UploadBody {
                 d: pending.iter().map(|i| records[*i].clone()).collect(),
             };
-            let result = self.uploader.upload(credentials, &body).await;
+            let (body, result, permit) = self.upload(credentials, body, permit).await;
+            let sent_records = match body {
+                Some(body) => body.d,
+                None => pending.iter().map(|i| records[*i].clone()).collect(),
+            };
             let action = classify(&Attempt {
-                records: &body.d,
+                records: &sent_records,
                 result: &result,
             });
-            match (&result, &action) {
-                (Ok(reply), _) if reply.status == 200 => permit.success(),
-                (_, RetryAction::RetryAll(r)) if r.throttled => permit.throttled(),
-                _ => {}
+            if let Some(permit) = permit {
+                match (&result, &action) {
+                    (Ok(reply), _) if reply.status == 200 => permit.success(),
+                    (_, RetryAction::RetryAll(r)) if r.throttled => {
+                        throttle_streak = permit.throttled();
+                    }
+                    _ => {}
+                }
             }
-            drop(permit);
             let retry = match action {
                 RetryAction::Settle(outcomes) => {
                     done.extend(pending.into_iter().zip(outcomes));
@@ -415,8 +438,10 @@ impl Deliverer {
                 }
             };
             let retry_number = if retry.throttled {
+                // The first burst since a success waits only for the lowered limit; later
+                // ones back off exponentially (see `Permit::throttled`).
                 throttled += 1;
-                throttled
+                throttle_streak.saturating_sub(1)
             } else {
                 let attempts = sent - throttled;
                 if attempts >= self.settings.max_attempts {
@@ -444,6 +469,39 @@ impl Deliverer {
                 "upload will be retried"
             );
             tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+impl Deliverer {
+    /// Sends one body on its own task, so that encoding runs in parallel with the caller's
+    /// other batches and a caller that gives up mid-request still frees the slot only when
+    /// the request ends.
+    async fn upload(
+        &self,
+        credentials: &Credentials,
+        body: UploadBody,
+        permit: Permit,
+    ) -> (
+        Option<UploadBody>,
+        Result<UploadReply, UploadError>,
+        Option<Permit>,
+    ) {
+        let uploader = Arc::clone(&self.uploader);
+        let task_credentials = credentials.clone();
+        let records = body.d.len();
+        let task = tokio::spawn(async move {
+            let result = uploader.upload(&task_credentials, &body).await;
+            (body, result, permit)
+        });
+        match task.await {
+            Ok((body, result, permit)) => (Some(body), result, Some(permit)),
+            // The uploader panicked: its slot was freed as its task unwound.
+            Err(e) => {
+                let error = UploadError::Other(format!("upload task failed: {e}"));
+                tracing::error!(records, %error, "upload task failed");
+                (None, Err(error), None)
+            }
         }
     }
 }
