@@ -641,3 +641,56 @@ async fn two_accounts_do_not_block_each_other() {
     assert_all(&stuck.await.unwrap(), &RecordOutcome::Processed);
     assert_eq!(fake.requests(), 6);
 }
+
+#[test]
+fn deliverer_is_shareable_and_its_futures_are_send() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: T) {}
+    let d = deliverer("http://127.0.0.1:9", &[ACC], fast());
+    assert_send_sync(&d);
+    let plan = plan(vec![(ACC, events(1))]);
+    assert_send(d.deliver(&plan));
+    assert_send(d.deliver_jobs(
+        &Target::Configured(AccountId::try_from(ACC).unwrap()),
+        vec![Job {
+            key: 0u64,
+            record: event(0),
+        }],
+    ));
+    assert!(!format!("{d:?}").contains("PASS-WORD"));
+}
+
+#[tokio::test]
+async fn the_cap_holds_when_a_caller_gives_up_mid_request() {
+    let fake = Fake::start(FakeConfig::default()).await;
+    fake.hold(ACC);
+    let settings = DeliverySettings {
+        batch_size: 1,
+        max_concurrency: 2,
+        ..fast()
+    };
+    let d = deliverer(&fake.uri(), &[ACC], settings);
+    let account = AccountId::try_from(ACC).unwrap();
+    let abandoned = tokio::spawn({
+        let d = Arc::clone(&d);
+        async move { d.deliver(&plan(vec![(ACC, events(4))])).await }
+    });
+    while fake.in_flight(ACC) < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    abandoned.abort();
+    assert!(abandoned.await.unwrap_err().is_cancelled());
+    // The abandoned requests are still in flight at CleverTap: they keep their slots.
+    let next = tokio::spawn({
+        let d = Arc::clone(&d);
+        async move { d.deliver(&plan(vec![(ACC, events(2))])).await }
+    });
+    while d.concurrency(&account).unwrap().waiting < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(d.concurrency(&account).unwrap().in_flight, 2);
+    fake.release(ACC);
+    assert_all(&next.await.unwrap(), &RecordOutcome::Processed);
+    assert_eq!(fake.max_in_flight(ACC), 2);
+    assert_eq!(fake.requests(), 4);
+}
