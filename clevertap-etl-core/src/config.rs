@@ -10,7 +10,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::account::{AccountId, Credentials, Passcode, Region, Secret};
-use crate::deliver::{DeliverySettings, MAX_BATCH_SIZE};
+use crate::deliver::{
+    DeliverySettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENCY, MAX_BATCH_SIZE,
+};
+use crate::retry::Backoff;
 use crate::spec::{Routing, TransformSpec};
 use crate::upload::{Endpoint, HttpUploaderConfig};
 
@@ -316,6 +319,10 @@ pub struct AccountConfig {
     /// A file holding the passcode (surrounding white space is trimmed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passcode_file: Option<PathBuf>,
+    /// Most upload requests in flight for this account, overriding
+    /// `delivery.max_concurrency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<usize>,
 }
 
 fn redact<S: serde::Serializer>(_: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -337,25 +344,103 @@ pub enum DeliveryMode {
 pub struct DeliveryConfig {
     /// `sync`.
     pub mode: DeliveryMode,
-    /// Records per upload request (1 to 1000).
+    /// Records per upload request (1 to 1000). Default 1000.
     pub batch_size: usize,
+    /// Largest upload request body in bytes (at least 1024). Default 1 MiB: CleverTap documents
+    /// no limit, so this errs low.
+    pub max_body_bytes: usize,
+    /// Most upload requests in flight per account (1 to 1000). Default 15, CleverTap's current
+    /// documented limit; `[[accounts]] max_concurrency` overrides it per account.
+    pub max_concurrency: usize,
+    /// Halve an account's concurrency on a 429 and raise it by one per success. Default `true`.
+    pub adaptive: bool,
+    /// Most attempts per record, the first included (1 to 100); throttled (429) attempts do not
+    /// count. Default 5.
+    pub max_attempts: u32,
+    /// No retry starts later than this many seconds after a batch's first attempt. Default 300.
+    pub max_retry_duration_secs: u64,
+    /// Ceiling of the first retry's jittered wait, in milliseconds; it doubles per retry.
+    /// Default 500.
+    pub backoff_base_ms: u64,
+    /// Largest jittered wait, in milliseconds. Default 30000.
+    pub backoff_max_ms: u64,
+    /// Longest `Retry-After` honoured, in seconds; longer ones are cut. Default 60.
+    pub retry_after_max_secs: u64,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
+        let s = DeliverySettings::default();
         DeliveryConfig {
             mode: DeliveryMode::Sync,
             batch_size: MAX_BATCH_SIZE,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            adaptive: s.adaptive,
+            max_attempts: s.max_attempts,
+            max_retry_duration_secs: s.max_retry_duration.as_secs(),
+            backoff_base_ms: millis(s.backoff.base),
+            backoff_max_ms: millis(s.backoff.max),
+            retry_after_max_secs: s.backoff.retry_after_max.as_secs(),
         }
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl DeliveryConfig {
-    /// The engine settings these values describe.
+    /// The engine settings these values describe, without per-account overrides (see
+    /// [`Config::delivery_settings`] for those).
     pub fn settings(&self) -> DeliverySettings {
         DeliverySettings {
             batch_size: self.batch_size,
+            max_body_bytes: self.max_body_bytes,
+            max_concurrency: self.max_concurrency,
+            account_max_concurrency: Default::default(),
+            adaptive: self.adaptive,
+            max_attempts: self.max_attempts,
+            max_retry_duration: Duration::from_secs(self.max_retry_duration_secs),
+            backoff: Backoff {
+                base: Duration::from_millis(self.backoff_base_ms),
+                max: Duration::from_millis(self.backoff_max_ms),
+                retry_after_max: Duration::from_secs(self.retry_after_max_secs),
+            },
         }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let range = |key: &str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::new(
+                    format!("delivery.{key}"),
+                    format!("must be between {min} and {max}, not {value}"),
+                ))
+            }
+        };
+        let size = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        range("batch_size", size(self.batch_size), 1, size(MAX_BATCH_SIZE))?;
+        range("max_body_bytes", size(self.max_body_bytes), 1024, u64::MAX)?;
+        range("max_concurrency", size(self.max_concurrency), 1, 1000)?;
+        range("max_attempts", u64::from(self.max_attempts), 1, 100)?;
+        range(
+            "max_retry_duration_secs",
+            self.max_retry_duration_secs,
+            1,
+            86_400,
+        )?;
+        range("backoff_base_ms", self.backoff_base_ms, 1, 3_600_000)?;
+        range(
+            "backoff_max_ms",
+            self.backoff_max_ms,
+            self.backoff_base_ms,
+            3_600_000,
+        )?;
+        range("retry_after_max_secs", self.retry_after_max_secs, 0, 3600)?;
+        Ok(())
     }
 }
 
@@ -433,15 +518,7 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.server.auth.check()?;
-        if !(1..=MAX_BATCH_SIZE).contains(&self.delivery.batch_size) {
-            return Err(ConfigError::new(
-                "delivery.batch_size",
-                format!(
-                    "must be between 1 and {MAX_BATCH_SIZE}, not {}",
-                    self.delivery.batch_size
-                ),
-            ));
-        }
+        self.delivery.check()?;
         if let Some(url) = &self.clevertap.api_base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::new(
@@ -462,6 +539,12 @@ impl Config {
                     "set exactly one of passcode, passcode_env, passcode_file",
                 ));
             }
+            if let Some(n) = a.max_concurrency.filter(|n| !(1..=1000).contains(n)) {
+                return Err(ConfigError::new(
+                    format!("accounts[{i}].max_concurrency"),
+                    format!("must be between 1 and 1000, not {n}"),
+                ));
+            }
             if self.accounts[..i].iter().any(|b| b.id == a.id) {
                 return Err(ConfigError::new(
                     format!("accounts[{i}].id"),
@@ -470,6 +553,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The delivery engine's settings: `[delivery]` with each account's `max_concurrency`.
+    pub fn delivery_settings(&self) -> DeliverySettings {
+        let mut settings = self.delivery.settings();
+        settings.account_max_concurrency = self
+            .accounts
+            .iter()
+            .filter_map(|a| Some((a.id.clone(), a.max_concurrency?)))
+            .collect();
+        settings
     }
 
     /// The routing these values describe.
@@ -583,6 +677,54 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.path, "accounts[0]");
+    }
+
+    #[test]
+    fn delivery_keys_parse_and_are_checked_with_their_path() {
+        let c = Config::from_toml_str(
+            "[delivery]\nmax_concurrency = 3\nadaptive = false\nmax_attempts = 2\n\
+             backoff_base_ms = 10\nbackoff_max_ms = 20\nmax_body_bytes = 2048\n\
+             [[accounts]]\nid = \"A\"\npasscode = \"x\"\nmax_concurrency = 7\n\
+             [[accounts]]\nid = \"B\"\npasscode = \"y\"",
+        )
+        .unwrap();
+        let s = c.delivery_settings();
+        assert_eq!(s.max_concurrency, 3);
+        assert!(!s.adaptive);
+        assert_eq!(s.max_attempts, 2);
+        assert_eq!(s.max_body_bytes, 2048);
+        assert_eq!(s.backoff.max, Duration::from_millis(20));
+        let a = AccountId::try_from("A").unwrap();
+        let b = AccountId::try_from("B").unwrap();
+        assert_eq!(s.max_concurrency_for(&a), 7);
+        assert_eq!(s.max_concurrency_for(&b), 3);
+        assert_eq!(
+            Config::from_toml_str("").unwrap().delivery_settings(),
+            DeliverySettings::default()
+        );
+        for (text, path) in [
+            (
+                "[delivery]\nmax_concurrency = 0",
+                "delivery.max_concurrency",
+            ),
+            ("[delivery]\nmax_attempts = 0", "delivery.max_attempts"),
+            ("[delivery]\nmax_body_bytes = 10", "delivery.max_body_bytes"),
+            (
+                "[delivery]\nbackoff_base_ms = 100\nbackoff_max_ms = 50",
+                "delivery.backoff_max_ms",
+            ),
+            ("[delivery]\nmax_retries = 3", "delivery.max_retries"),
+            (
+                "[[accounts]]\nid = \"A\"\npasscode = \"x\"\nmax_concurrency = 0",
+                "accounts[0].max_concurrency",
+            ),
+        ] {
+            assert_eq!(
+                Config::from_toml_str(text).unwrap_err().path,
+                path,
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod payload;
 pub mod pipeline;
 pub mod record;
 pub mod report;
+pub mod retry;
 pub mod sandbox;
 pub mod spec;
 pub mod transform;
@@ -40,11 +41,12 @@ pub mod upload;
 
 pub use crate::account::{AccountId, Credentials, Passcode, Region, Secret};
 pub use crate::config::{Config, ConfigError};
-pub use crate::deliver::{Deliverer, DeliverySettings};
+pub use crate::deliver::{ConcurrencyStats, Deliverer, DeliverySettings, FailingAccount, Job};
 pub use crate::payload::{DecodeError, WebhookPayload, WebhookProfile};
 pub use crate::pipeline::{Pipeline, PipelineError, Preview};
 pub use crate::record::{UploadBody, UploadRecord, UploadResponse};
 pub use crate::report::{Counts, DeliveryReport, DeliveryState, Failure, RecordOutcome, Stage};
+pub use crate::retry::{classify, Backoff, RetryAction};
 pub use crate::spec::{Routing, TransformSpec};
 pub use crate::transform::{transform, Plan, Skipped, Target, TransformError, UnixSeconds};
 pub use crate::upload::{

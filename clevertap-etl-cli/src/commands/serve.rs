@@ -76,6 +76,7 @@ pub fn sandbox_credentials(config: &mut Config) -> Result<Vec<Credentials>, CliE
             passcode: Some(SANDBOX_PASSCODE.into()),
             passcode_env: None,
             passcode_file: None,
+            max_concurrency: None,
         });
     }
     Ok(config

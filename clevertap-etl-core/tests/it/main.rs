@@ -1,6 +1,8 @@
 //! Integration tests of the core crate: one binary, one module per concern.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod deliver;
+mod fake;
 mod seed;
 mod support;
 mod uploader;
