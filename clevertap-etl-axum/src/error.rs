@@ -41,6 +41,12 @@ pub enum ApiError {
     /// The request took longer than `[server] request_timeout_secs`.
     #[error("the request timed out")]
     Timeout,
+    /// No such delivery, or no spool to look in.
+    #[error("{0}")]
+    NoDelivery(String),
+    /// A query parameter is invalid.
+    #[error("invalid query: {0}")]
+    Query(String),
     /// No such route.
     #[error("no route {0}")]
     NotFound(String),
@@ -62,7 +68,15 @@ impl ApiError {
                 };
                 (StatusCode::UNPROCESSABLE_ENTITY, code, e.path())
             }
+            ApiError::Pipeline(PipelineError::Backpressure { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "backpressure", None)
+            }
+            ApiError::Pipeline(PipelineError::Spool(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "spool_unavailable", None)
+            }
             ApiError::Pipeline(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", None),
+            ApiError::NoDelivery(_) => (StatusCode::NOT_FOUND, "no_delivery", None),
+            ApiError::Query(_) => (StatusCode::BAD_REQUEST, "invalid_query", None),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None)
             }
@@ -106,6 +120,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Overloaded | ApiError::Timeout => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Pipeline(PipelineError::Backpressure { .. } | PipelineError::Spool(_)) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("30"));
             }
             _ => {}
         }

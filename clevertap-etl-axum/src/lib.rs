@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use axum::Router;
 use clevertap_etl_core::config::{ResolvedAuth, ServerConfig};
+use clevertap_etl_core::spool::Intake;
 use clevertap_etl_core::Pipeline;
 use tokio::net::TcpListener;
 
@@ -79,6 +80,7 @@ impl ServiceSettings {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pipeline: Pipeline,
+    intake: Option<Intake>,
     settings: ServiceSettings,
     metrics: Metrics,
 }
@@ -88,6 +90,7 @@ impl AppState {
     pub fn new(pipeline: Pipeline) -> Self {
         AppState {
             pipeline,
+            intake: None,
             settings: ServiceSettings::default(),
             metrics: Metrics::new(),
         }
@@ -97,6 +100,14 @@ impl AppState {
     #[must_use]
     pub fn with_settings(mut self, settings: ServiceSettings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Answers webhooks asynchronously: store in the intake's spool, answer `pending`, let its
+    /// worker deliver. Without an intake the service answers after CleverTap replied (sync).
+    #[must_use]
+    pub fn with_intake(mut self, intake: Intake) -> Self {
+        self.intake = Some(intake);
         self
     }
 
@@ -120,10 +131,13 @@ impl AppState {
 
 /// The service's routes:
 ///
-/// - `POST /webhooks/clevertap`: a CleverTap webhook call; answers with the delivery report.
+/// - `POST /webhooks/clevertap`: a CleverTap webhook call; answers with the delivery report
+///   (`pending` with an intake; the final report without one).
 /// - `POST /v1/transform`: plans a payload and returns its request bodies; uploads nothing.
-/// - `GET /healthz`: liveness. `GET /readyz`: readiness (503 while CleverTap refuses an
-///   account's credentials). `GET /metrics`: Prometheus metrics.
+/// - `GET /v1/deliveries/{id}`, `GET /v1/deliveries?state=&limit=`,
+///   `POST /v1/deliveries/{id}/retry?remap=true`: the spool's deliveries (with an intake).
+/// - `GET /healthz`: liveness. `GET /readyz`: readiness (503 while the spool is not writable or
+///   CleverTap refuses an account's credentials). `GET /metrics`: Prometheus metrics.
 ///
 /// The webhook and `/v1` routes require the configured authentication; the others are open.
 pub fn app(state: AppState) -> Router {

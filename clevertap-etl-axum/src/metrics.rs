@@ -1,12 +1,12 @@
 //! Prometheus metrics, served at `GET /metrics`, and an uploader decorator that feeds them.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use clevertap_etl_core::{
-    AccountId, Counts, Credentials, UploadBody, UploadError, UploadReply, Uploader,
+    Counts, Credentials, Deliverer, UploadBody, UploadError, UploadReply, Uploader,
 };
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -34,7 +34,7 @@ struct Inner {
     spool_depth: Gauge,
     webhook_seconds: Histogram,
     upload_seconds: Histogram,
-    auth_failing: Mutex<HashSet<AccountId>>,
+    retries_seen: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -115,7 +115,7 @@ impl Metrics {
                 spool_depth,
                 webhook_seconds,
                 upload_seconds,
-                auth_failing: Mutex::new(HashSet::new()),
+                retries_seen: AtomicU64::new(0),
             }),
         }
     }
@@ -157,37 +157,29 @@ impl Metrics {
         }
     }
 
-    /// Counts retried upload requests.
-    pub fn retries(&self, n: u64) {
-        self.inner.retries.inc_by(n);
+    /// Brings the gauges that are read, not counted, up to date: the engine's retries and
+    /// per-account concurrency limits, and the spool's depth. Called before each scrape.
+    pub fn refresh(&self, deliverer: &Deliverer, spool_pending: Option<u64>) {
+        let total = deliverer.retries();
+        let seen = self.inner.retries_seen.swap(total, Ordering::Relaxed);
+        self.inner.retries.inc_by(total.saturating_sub(seen));
+        for account in deliverer.accounts() {
+            if let Some(stats) = deliverer.concurrency(&account) {
+                let labels = vec![("account", account.to_string())];
+                self.inner
+                    .concurrency_limit
+                    .get_or_create(&labels)
+                    .set(i64::try_from(stats.limit).unwrap_or(i64::MAX));
+            }
+        }
+        if let Some(n) = spool_pending {
+            self.inner
+                .spool_depth
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
-    /// Sets the current concurrency limit of an account.
-    pub fn concurrency_limit(&self, account: &AccountId, limit: i64) {
-        self.inner
-            .concurrency_limit
-            .get_or_create(&vec![("account", account.to_string())])
-            .set(limit);
-    }
-
-    /// Sets the number of records waiting in the spool.
-    pub fn spool_depth(&self, records: i64) {
-        self.inner.spool_depth.set(records);
-    }
-
-    /// Accounts whose last upload CleverTap refused with 401 or 403.
-    pub fn auth_failing(&self) -> Vec<AccountId> {
-        let mut ids: Vec<_> = self
-            .inner
-            .auth_failing
-            .lock()
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        ids.sort();
-        ids
-    }
-
-    /// Wraps an uploader so every request it sends is counted, timed and watched for 401/403.
+    /// Wraps an uploader so every request it sends is counted and timed.
     pub fn instrument(&self, uploader: Arc<dyn Uploader>) -> Arc<dyn Uploader> {
         Arc::new(ObservedUploader {
             inner: uploader,
@@ -195,12 +187,7 @@ impl Metrics {
         })
     }
 
-    fn observe_upload(
-        &self,
-        account: &AccountId,
-        result: &Result<UploadReply, UploadError>,
-        started: Instant,
-    ) {
+    fn observe_upload(&self, result: &Result<UploadReply, UploadError>, started: Instant) {
         self.inner
             .upload_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -213,13 +200,6 @@ impl Metrics {
             .uploads
             .get_or_create(&vec![("status", status)])
             .inc();
-        if let (Ok(reply), Ok(mut failing)) = (result, self.inner.auth_failing.lock()) {
-            if matches!(reply.status, 401 | 403) {
-                failing.insert(account.clone());
-            } else if reply.status < 300 {
-                failing.remove(account);
-            }
-        }
     }
 }
 
@@ -242,8 +222,7 @@ impl Uploader for ObservedUploader {
         let started = Instant::now();
         let result = self.inner.upload(account, body).await;
         gauge.dec();
-        self.metrics
-            .observe_upload(&account.account_id, &result, started);
+        self.metrics.observe_upload(&result, started);
         result
     }
 }

@@ -5,13 +5,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, BoxError, Json, Router};
-use clevertap_etl_core::{DeliveryReport, Preview, UnixSeconds};
+use clevertap_etl_core::spool::{Accepted, Intake, StateFilter};
+use clevertap_etl_core::{DeliveryReport, PipelineError, Preview, UnixSeconds};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -24,6 +26,9 @@ pub(crate) fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/webhooks/clevertap", post(webhook))
         .route("/v1/transform", post(plan))
+        .route("/v1/deliveries", get(list_deliveries))
+        .route("/v1/deliveries/{id}", get(show_delivery))
+        .route("/v1/deliveries/{id}/retry", post(retry_delivery))
         .route_layer(middleware::from_fn_with_state(
             settings.auth.clone(),
             auth::require,
@@ -109,7 +114,16 @@ async fn webhook(
     let result = async {
         let body = json_body(&state, &headers, body)?;
         let id = uuid::Uuid::new_v4().to_string();
-        Ok::<_, ApiError>(state.pipeline.run(&body, id, now()).await?)
+        match &state.intake {
+            Some(intake) => {
+                let accepted = intake.accept(&state.pipeline, &body, id, now()).await?;
+                if let Accepted::Duplicate(report) = &accepted {
+                    tracing::info!(delivery_id = %report.delivery_id, "duplicate webhook: answered with the original delivery");
+                }
+                Ok::<_, ApiError>(accepted.report().clone())
+            }
+            None => Ok(state.pipeline.run(&body, id, now()).await?),
+        }
     }
     .await;
     match &result {
@@ -131,7 +145,11 @@ async fn webhook(
         }
         Err(e) => {
             state.metrics.webhook(e.code(), started);
-            tracing::warn!(error = %e, "webhook refused");
+            if matches!(e, ApiError::Pipeline(PipelineError::Backpressure { .. })) {
+                tracing::warn!(error = %e, "backpressure: webhook refused with 503, CleverTap will retry");
+            } else {
+                tracing::warn!(error = %e, "webhook refused");
+            }
         }
     }
     result.map(Json)
@@ -151,17 +169,26 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let failing = state.metrics.auth_failing();
-    let ready = failing.is_empty();
-    let body = json!({
-        "ready": ready,
-        "checks": {
-            "config": "ok",
-            "accounts": if ready { "ok".to_owned() } else {
-                format!("CleverTap refused the credentials of {}", failing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
-            },
-        }
-    });
+    let failing = state.pipeline.deliverer().failing_accounts();
+    let accounts = if failing.is_empty() {
+        "ok".to_owned()
+    } else {
+        let list: Vec<String> = failing
+            .iter()
+            .map(|f| format!("{} ({})", f.account, f.code))
+            .collect();
+        format!("CleverTap refused the credentials of {}", list.join(", "))
+    };
+    let spool = match &state.intake {
+        None => "not used (sync mode)".to_owned(),
+        Some(intake) => match intake.spool().check_writable().await {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("not writable: {e}"),
+        },
+    };
+    let ready = failing.is_empty() && (spool == "ok" || state.intake.is_none());
+    let body =
+        json!({"ready": ready, "checks": {"config": "ok", "accounts": accounts, "spool": spool}});
     let status = if ready {
         StatusCode::OK
     } else {
@@ -171,6 +198,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let pending = match &state.intake {
+        Some(intake) => intake.pending_records().await.ok(),
+        None => None,
+    };
+    state.metrics.refresh(state.pipeline.deliverer(), pending);
     (
         [(
             CONTENT_TYPE,
@@ -179,4 +211,78 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+fn intake(state: &AppState) -> Result<&Intake, ApiError> {
+    state.intake.as_ref().ok_or_else(|| {
+        ApiError::NoDelivery(
+            "deliveries are kept only in async mode ([delivery] mode = \"async\")".into(),
+        )
+    })
+}
+
+/// `?state=…&limit=…`.
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_deliveries(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let intake = intake(&state)?;
+    let filter = match query.state.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(s) => Some(
+            serde_json::from_value::<StateFilter>(Value::String(s.to_owned())).map_err(|_| {
+                ApiError::Query(format!(
+                    "state {s:?}: use pending, partial, failed, dead, delivered or test"
+                ))
+            })?,
+        ),
+    };
+    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let list = intake
+        .spool()
+        .list(filter, limit)
+        .await
+        .map_err(|e| ApiError::Pipeline(PipelineError::Spool(e.to_string())))?;
+    Ok(Json(json!({"deliveries": list})))
+}
+
+async fn show_delivery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryReport>, ApiError> {
+    let report = intake(&state)?
+        .spool()
+        .report(&id)
+        .await
+        .map_err(|e| ApiError::Pipeline(PipelineError::Spool(e.to_string())))?;
+    report
+        .map(Json)
+        .ok_or_else(|| ApiError::NoDelivery(format!("no delivery {id}")))
+}
+
+/// `?remap=true`.
+#[derive(Debug, Deserialize)]
+struct RetryQuery {
+    #[serde(default)]
+    remap: bool,
+}
+
+async fn retry_delivery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<RetryQuery>,
+) -> Result<Json<DeliveryReport>, ApiError> {
+    let report = intake(&state)?
+        .retry(&state.pipeline, &id, query.remap, now())
+        .await?;
+    tracing::info!(delivery_id = %id, remap = query.remap, "delivery re-queued");
+    report
+        .map(Json)
+        .ok_or_else(|| ApiError::NoDelivery(format!("no delivery {id}")))
 }

@@ -329,12 +329,15 @@ fn redact<S: serde::Serializer>(_: &Option<String>, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(crate::account::REDACTED)
 }
 
-/// How records are sent: `sync` answers the webhook after CleverTap replied.
+/// How records are sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryMode {
-    /// Upload before answering the webhook.
+    /// Store the webhook durably in the spool, answer at once (`pending`), deliver in the
+    /// background. CleverTap waits only 3–5 s for an answer: this is the default.
     #[default]
+    Async,
+    /// Upload before answering the webhook (tests and small flows).
     Sync,
 }
 
@@ -342,8 +345,20 @@ pub enum DeliveryMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// `sync`.
+    /// `async` (default) or `sync`.
     pub mode: DeliveryMode,
+    /// The SQLite spool file (async mode). Default `clevertap-etl-spool.sqlite` in the working
+    /// directory.
+    pub spool: PathBuf,
+    /// A body identical to one received this many seconds ago or less is a duplicate: answered
+    /// with the original delivery, not queued again. Default 86400 (24 h).
+    pub dedupe_window_secs: u64,
+    /// Past this many records waiting in the spool, webhooks are answered 503 with
+    /// `Retry-After`. Default 1,000,000.
+    pub max_pending_records: u64,
+    /// Finished deliveries and their payloads are pruned after this many days; 0 keeps them.
+    /// Default 7.
+    pub retention_days: u64,
     /// Records per upload request (1 to 1000). Default 1000.
     pub batch_size: usize,
     /// Largest upload request body in bytes (at least 1024). Default 1 MiB: CleverTap documents
@@ -372,7 +387,11 @@ impl Default for DeliveryConfig {
     fn default() -> Self {
         let s = DeliverySettings::default();
         DeliveryConfig {
-            mode: DeliveryMode::Sync,
+            mode: DeliveryMode::Async,
+            spool: PathBuf::from("clevertap-etl-spool.sqlite"),
+            dedupe_window_secs: 24 * 3600,
+            max_pending_records: 1_000_000,
+            retention_days: 7,
             batch_size: MAX_BATCH_SIZE,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
@@ -519,6 +538,13 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         self.server.auth.check()?;
         self.delivery.check()?;
+        if self.delivery.mode == DeliveryMode::Async && self.routing.allow_payload_credentials {
+            return Err(ConfigError::new(
+                "routing.allow_payload_credentials",
+                "payload credentials need delivery.mode = \"sync\": the spool never stores a passcode, \
+                 so records for an account known only from the payload could not be delivered later",
+            ));
+        }
         if let Some(url) = &self.clevertap.api_base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::new(
@@ -564,6 +590,25 @@ impl Config {
             .filter_map(|a| Some((a.id.clone(), a.max_concurrency?)))
             .collect();
         settings
+    }
+
+    /// The intake limits of `[delivery]` (async mode).
+    pub fn intake_settings(&self) -> crate::spool::IntakeSettings {
+        crate::spool::IntakeSettings {
+            dedupe_window: Duration::from_secs(self.delivery.dedupe_window_secs),
+            max_pending_records: self.delivery.max_pending_records,
+        }
+    }
+
+    /// The spool worker's settings of `[delivery]` (async mode).
+    pub fn worker_settings(&self) -> crate::spool::WorkerSettings {
+        let defaults = crate::spool::WorkerSettings::default();
+        crate::spool::WorkerSettings {
+            claim_limit: self.delivery.batch_size * self.delivery.max_concurrency.max(1),
+            retention: (self.delivery.retention_days > 0)
+                .then(|| Duration::from_secs(self.delivery.retention_days.saturating_mul(86_400))),
+            ..defaults
+        }
     }
 
     /// The routing these values describe.

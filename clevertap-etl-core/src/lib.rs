@@ -36,6 +36,7 @@ pub mod report;
 pub mod retry;
 pub mod sandbox;
 pub mod spec;
+pub mod spool;
 pub mod transform;
 pub mod upload;
 

@@ -28,6 +28,17 @@ pub enum PipelineError {
     /// The payload cannot be planned (e.g. it names an account that is not configured).
     #[error(transparent)]
     Transform(#[from] TransformError),
+    /// Too many records are waiting in the spool: try again later.
+    #[error("{pending} records are waiting to be delivered (limit {limit}): try again later")]
+    Backpressure {
+        /// Records waiting.
+        pending: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The spool could not store or read the delivery.
+    #[error("{0}")]
+    Spool(String),
 }
 
 /// The configured loop: a transform spec, routing, and a delivery engine.
@@ -64,7 +75,7 @@ impl Pipeline {
         uploader: Arc<dyn Uploader>,
         credentials: Vec<Credentials>,
     ) -> Self {
-        let deliverer = Deliverer::new(uploader, credentials, config.delivery.settings());
+        let deliverer = Deliverer::new(uploader, credentials, config.delivery_settings());
         Pipeline::new(
             config.transform.clone(),
             config.routing(),

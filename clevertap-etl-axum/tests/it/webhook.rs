@@ -122,7 +122,9 @@ async fn payload_credentials_are_used_only_when_allowed() {
         br#"{"key_values": {"target_account": "PAYLOAD-ACC", "target_passcode": "PAYLOAD-PASS"},
                     "profiles": [{"objectId": "__a"}]}"#
             .to_vec();
-    let config = format!("{SEED_ACCOUNT}[routing]\nallow_payload_credentials = true\n");
+    let config = format!(
+        "{SEED_ACCOUNT}[routing]\nallow_payload_credentials = true\n[delivery]\nmode = \"sync\"\n"
+    );
     let (status, report) = post(app_for(&server, &config), "/webhooks/clevertap", body).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["state"], "delivered");

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use clevertap_etl_axum::{app, serve, AppState};
+use clevertap_etl_axum::{app, serve};
 use clevertap_etl_core::sandbox::{SandboxRequest, SandboxUploader};
-use clevertap_etl_core::{Config, DeliveryReport, Pipeline, WebhookPayload};
+use clevertap_etl_core::spool::SqliteSpool;
+use clevertap_etl_core::{Config, DeliveryReport, WebhookPayload};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use super::serve::sandbox_credentials;
+use super::serve::{sandbox_credentials, Service};
 use crate::error::CliError;
 
 /// The bundled payloads: file name, what it shows, contents.
@@ -41,19 +42,29 @@ pub async fn run() -> Result<(), CliError> {
     let mut config = Config::default();
     let creds = sandbox_credentials(&mut config)?;
     let sandbox = Arc::new(SandboxUploader::default());
-    let pipeline = Pipeline::from_config(&config, sandbox.clone(), creds);
+    let spool = SqliteSpool::in_memory()
+        .map_err(|e| CliError::Unreachable(format!("in-memory spool: {e}")))?;
+    let service = Service::build(&config, sandbox.clone(), creds, Some(Arc::new(spool)));
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(CliError::Serve)?;
     let addr = listener.local_addr().map_err(CliError::Serve)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app(AppState::new(pipeline)), async {
-        let _ = stopped.await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut server_stopped = stopped.clone();
+    let server = tokio::spawn(serve(listener, app(service.state), async move {
+        let _ = server_stopped.wait_for(|s| *s).await;
     }));
+    let worker = service.worker.map(|w| {
+        let mut stopped = stopped;
+        tokio::spawn(w.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }))
+    });
+    clevertap_etl_core::upload::ensure_crypto_provider();
     let client = reqwest::Client::new();
     let base = format!("http://{addr}");
 
-    println!("clevertap-etl demo: service on {base}, uploading to an in-process sandbox CleverTap");
+    println!("clevertap-etl demo: service on {base} (async mode: spool in memory), uploading to an in-process sandbox CleverTap");
     println!(
         "(the sandbox checks records as CleverTap's Upload API does and answers in its format)\n"
     );
@@ -62,15 +73,47 @@ pub async fn run() -> Result<(), CliError> {
         show_webhook(body);
         let preview: Value = post(&client, &format!("{base}/v1/transform"), body).await?;
         show_plan(&preview);
-        let report: Value = post(&client, &format!("{base}/webhooks/clevertap"), body).await?;
+        let started = std::time::Instant::now();
+        let answer: Value = post(&client, &format!("{base}/webhooks/clevertap"), body).await?;
+        println!(
+            "answer    HTTP 200 in {} ms · state {} · delivery_id {}",
+            started.elapsed().as_millis(),
+            answer["state"].as_str().unwrap_or("?"),
+            answer["delivery_id"].as_str().unwrap_or("?")
+        );
+        let report = settle(&client, &base, &answer).await?;
         show_requests(&sandbox.take());
         show_report(&report);
         println!();
     }
-    let _ = stop.send(());
+    let _ = stop.send(true);
     let _ = server.await;
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     println!("done: {} webhooks through the loop. Next: `clevertap-etl serve --sandbox`, then point a payload at it.", PAYLOADS.len());
     Ok(())
+}
+
+/// Polls the delivery until the background worker has settled it (at most 30 s).
+async fn settle(client: &reqwest::Client, base: &str, answer: &Value) -> Result<Value, CliError> {
+    let Some(id) = answer["delivery_id"].as_str() else {
+        return Ok(answer.clone());
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut report = answer.clone();
+    while report["state"] == "pending" && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        report = client
+            .get(format!("{base}/v1/deliveries/{id}"))
+            .send()
+            .await
+            .map_err(|e| CliError::Unreachable(format!("demo service: {e}")))?
+            .json()
+            .await
+            .map_err(|e| CliError::Unreachable(format!("demo service: {e}")))?;
+    }
+    Ok(report)
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> Result<Value, CliError> {

@@ -4,8 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use clevertap_etl_axum::{app, serve, AppState, Metrics, ServiceSettings};
-use clevertap_etl_core::config::{AccountConfig, LogFormat};
+use clevertap_etl_core::config::{AccountConfig, DeliveryMode, LogFormat};
 use clevertap_etl_core::sandbox::SandboxUploader;
+use clevertap_etl_core::spool::{Intake, Spool, SqliteSpool, Worker};
 use clevertap_etl_core::{
     AccountId, Config, ConfigError, Credentials, HttpUploader, Passcode, Pipeline, Uploader,
 };
@@ -48,16 +49,88 @@ pub async fn run(
             path: config_path.map(Into::into),
             source,
         })?;
-    let metrics = Metrics::new();
-    let pipeline = Pipeline::from_config(&config, metrics.instrument(uploader), creds);
-    let state = AppState::new(pipeline)
-        .with_settings(ServiceSettings::from_config(&config.server, auth))
-        .with_metrics(metrics);
-    tracing::info!(%local, sandbox, "clevertap-etl listening; POST /webhooks/clevertap");
+    // The sandbox keeps its spool in memory: nothing it received outlives the process.
+    let spool = match (config.delivery.mode, sandbox) {
+        (DeliveryMode::Sync, _) => None,
+        (DeliveryMode::Async, true) => Some(SqliteSpool::in_memory()),
+        (DeliveryMode::Async, false) => Some(SqliteSpool::open(&config.delivery.spool)),
+    }
+    .transpose()
+    .map_err(|e| CliError::Config {
+        path: config_path.map(Into::into),
+        source: ConfigError {
+            path: "delivery.spool".into(),
+            message: format!("cannot open {}: {e}", config.delivery.spool.display()),
+        },
+    })?;
+    let service = Service::build(
+        &config,
+        uploader,
+        creds,
+        spool.map(|s| Arc::new(s) as Arc<dyn Spool>),
+    );
+    let state = service
+        .state
+        .with_settings(ServiceSettings::from_config(&config.server, auth));
+    tracing::info!(%local, sandbox, mode = ?config.delivery.mode, "clevertap-etl listening; POST /webhooks/clevertap");
     println!("listening on http://{local}");
-    serve(listener, app(state), shutdown_signal())
-        .await
-        .map_err(CliError::Serve)
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = serve(listener, app(state), async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let worker = async {
+        match service.worker {
+            Some(worker) => {
+                let mut stopped = stopped;
+                worker
+                    .run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let (served, worked) = tokio::join!(server, worker);
+    worked.map_err(|e| CliError::Serve(std::io::Error::other(e.to_string())))?;
+    served.map_err(CliError::Serve)
+}
+
+/// The service's state and, in async mode, the worker that drains its spool.
+pub struct Service {
+    /// The handlers' state (default settings; set them with `with_settings`).
+    pub state: AppState,
+    /// The spool's worker, to run beside the server.
+    pub worker: Option<Worker>,
+}
+
+impl Service {
+    /// Wires pipeline, metrics and (with a spool) intake and worker from a configuration.
+    pub fn build(
+        config: &Config,
+        uploader: Arc<dyn Uploader>,
+        creds: Vec<Credentials>,
+        spool: Option<Arc<dyn Spool>>,
+    ) -> Self {
+        let metrics = Metrics::new();
+        let pipeline = Pipeline::from_config(config, metrics.instrument(uploader), creds);
+        let mut state = AppState::new(pipeline.clone()).with_metrics(metrics);
+        let worker = spool.map(|spool| {
+            let worker = Worker::new(
+                Arc::clone(&spool),
+                Arc::clone(pipeline.deliverer()),
+                config.worker_settings(),
+            );
+            state = state.clone().with_intake(Intake::new(
+                spool,
+                worker.clone(),
+                config.intake_settings(),
+            ));
+            worker
+        });
+        Service { state, worker }
+    }
 }
 
 /// Prepares a configuration for the sandbox: when it names no account, the seed's target account

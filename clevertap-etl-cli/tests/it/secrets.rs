@@ -33,12 +33,16 @@ async fn no_secret_appears_in_logs_answers_or_metrics() {
         )
         .mount(&server)
         .await;
+    let spool = temp_file("secrets-spool.sqlite", "");
+    std::fs::remove_file(&spool).unwrap();
     let config = temp_file(
         "secrets.toml",
         &format!(
             "[clevertap]\napi_base_url = \"{}\"\n[[accounts]]\nid = \"W44-Z4K-K65Z\"\npasscode_env = \"CT_IT_PASSCODE\"\n\
-             [server.auth]\nusername = \"clevertap\"\npassword_env = \"CT_IT_AUTH_PW\"\ntoken_env = \"CT_IT_TOKEN\"\n",
-            server.uri()
+             [server.auth]\nusername = \"clevertap\"\npassword_env = \"CT_IT_AUTH_PW\"\ntoken_env = \"CT_IT_TOKEN\"\n\
+             [delivery]\nspool = \"{}\"\nmax_attempts = 1\n",
+            server.uri(),
+            spool.display()
         ),
     );
     let log = temp_file("secrets.log", "");
@@ -60,12 +64,17 @@ async fn no_secret_appears_in_logs_answers_or_metrics() {
     let payload = json!({"key_values": {"target_account": "W44-Z4K-K65Z", "target_passcode": PAYLOAD_PASSCODE},
                          "profiles": [{"objectId": "__s1", "profileData": {"a": 1}, "event_properties": {"b": 2}}]});
     let mut seen = String::new();
-    for auth in [
+    let mut ids = Vec::new();
+    let auths = [
         basic.clone(),
         format!("Bearer {TOKEN}"),
         "Bearer wrong".to_owned(),
-        basic,
-    ] {
+        basic.clone(),
+    ];
+    // Distinct bodies, so none is answered as a duplicate of another.
+    for (i, auth) in auths.into_iter().enumerate() {
+        let mut payload = payload.clone();
+        payload["targetId"] = json!(i);
         let r = http
             .post(format!("{}/webhooks/clevertap", service.url))
             .header("authorization", auth)
@@ -75,7 +84,34 @@ async fn no_secret_appears_in_logs_answers_or_metrics() {
             .await
             .unwrap();
         seen.push_str(&format!("{:?}\n", r.headers()));
-        seen.push_str(&r.text().await.unwrap());
+        let text = r.text().await.unwrap();
+        if let Some(id) = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["delivery_id"].as_str().map(str::to_owned))
+        {
+            ids.push(id);
+        }
+        seen.push_str(&text);
+    }
+    assert_eq!(ids.len(), 3, "three calls were authenticated");
+    // Let the worker deliver (one partial, then 401s), then read every report.
+    for id in &ids {
+        for _ in 0..500 {
+            let report = http
+                .get(format!("{}/v1/deliveries/{id}", service.url))
+                .header("authorization", &basic)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if !report.contains("\"state\":\"pending\"") {
+                seen.push_str(&report);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
     for path in ["/metrics", "/readyz", "/healthz"] {
         seen.push_str(
@@ -91,9 +127,24 @@ async fn no_secret_appears_in_logs_answers_or_metrics() {
     }
     drop(service);
     seen.push_str(&std::fs::read_to_string(&log).unwrap());
+    assert!(
+        seen.contains("Invalid Credentials"),
+        "the 401 was reported: {seen}"
+    );
+    // The spool and its journal, byte for byte.
+    let mut stored = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", spool.display())) {
+            stored.extend(bytes);
+        }
+    }
+    assert!(!stored.is_empty());
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(stored.contains("__s1"), "the payload was spooled");
     assert!(seen.contains("webhook handled"), "the run logged: {seen}");
     for secret in [PASSCODE, PAYLOAD_PASSCODE, AUTH_PASSWORD, TOKEN] {
         assert!(!seen.contains(secret), "{secret} leaked:\n{seen}");
+        assert!(!stored.contains(secret), "{secret} reached the spool");
     }
     // CleverTap did get the configured passcode, and only that one.
     let received = server.received_requests().await.unwrap();

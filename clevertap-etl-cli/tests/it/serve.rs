@@ -95,9 +95,9 @@ async fn serve_delivers_the_seed_to_the_configured_clevertap() {
 }
 
 #[tokio::test]
-async fn serve_sandbox_needs_no_config() {
+async fn serve_sandbox_needs_no_config_and_reports_through_the_deliveries_api() {
     let service = start(&["--sandbox"], &[]);
-    let report: Value = client()
+    let answer: Value = client()
         .post(format!("{}/webhooks/clevertap", service.url))
         .body(std::fs::read(example("payloads/restricted-event.json")).unwrap())
         .send()
@@ -106,8 +106,38 @@ async fn serve_sandbox_needs_no_config() {
         .json()
         .await
         .unwrap();
+    assert_eq!(answer["state"], "pending", "{answer}");
+    let report = settled(&service.url, answer["delivery_id"].as_str().unwrap()).await;
     assert_eq!(report["state"], "partial", "{report}");
     assert_eq!(report["failures"][0]["code"], 513);
+    let list: Value = client()
+        .get(format!("{}/v1/deliveries?state=partial", service.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["deliveries"][0]["delivery_id"], answer["delivery_id"]);
+}
+
+/// Polls a delivery until the worker has settled it.
+pub(crate) async fn settled(base: &str, id: &str) -> Value {
+    for _ in 0..500 {
+        let report: Value = client()
+            .get(format!("{base}/v1/deliveries/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if report["state"] != "pending" {
+            return report;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("delivery {id} never settled");
 }
 
 #[test]
@@ -159,7 +189,10 @@ async fn sigterm_lets_the_request_in_flight_finish() {
         .await;
     let config = temp_file(
         "shutdown.toml",
-        &format!("[clevertap]\napi_base_url = \"{}\"\n[[accounts]]\nid = \"W44-Z4K-K65Z\"\npasscode = \"p\"\n", server.uri()),
+        &format!(
+            "[clevertap]\napi_base_url = \"{}\"\n[[accounts]]\nid = \"W44-Z4K-K65Z\"\npasscode = \"p\"\n[delivery]\nmode = \"sync\"\n",
+            server.uri()
+        ),
     );
     let mut service = start(&["--config", config.to_str().unwrap()], &[]);
     let url = format!("{}/webhooks/clevertap", service.url);
@@ -203,7 +236,11 @@ fn send_plays_clevertap_against_the_sandbox_service() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.starts_with("HTTP 200"), "{text}");
-    assert!(text.contains("\"delivered\""), "{text}");
+    // Async mode (the default): stored, answered at once, delivered in the background.
+    assert!(
+        text.contains("\"pending\"") && text.contains("\"delivery_id\""),
+        "{text}"
+    );
 
     let out = bin()
         .args([

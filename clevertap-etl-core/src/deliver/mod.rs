@@ -142,6 +142,7 @@ pub struct Deliverer {
     governors: Mutex<HashMap<AccountId, Arc<Governor>>>,
     failing: Mutex<HashMap<AccountId, (Passcode, FailingAccount)>>,
     rng: Mutex<fastrand::Rng>,
+    retries: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -172,6 +173,7 @@ impl Deliverer {
             governors: Mutex::new(HashMap::new()),
             failing: Mutex::new(HashMap::new()),
             rng: Mutex::new(fastrand::Rng::new()),
+            retries: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -283,6 +285,19 @@ impl Deliverer {
     /// whether it was failing.
     pub fn clear_failing(&self, account: &AccountId) -> bool {
         lock(&self.failing).remove(account).is_some()
+    }
+
+    /// How many retries (of a whole request or of some of its records) were scheduled since
+    /// the engine was built.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The accounts with configured credentials.
+    pub fn accounts(&self) -> Vec<AccountId> {
+        let mut ids: Vec<_> = self.accounts.keys().cloned().collect();
+        ids.sort();
+        ids
     }
 
     /// The concurrency governor's state for an account, once it has sent something.
@@ -459,6 +474,8 @@ impl Deliverer {
             if started.elapsed() + delay > self.settings.max_retry_duration {
                 return settle(done, &pending, dead(&retry, sent, "retry time"));
             }
+            self.retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::debug!(
                 account = %credentials.account_id,
                 records = pending.len(),

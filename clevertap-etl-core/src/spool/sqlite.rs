@@ -1,0 +1,541 @@
+//! The SQLite spool (rusqlite, bundled SQLite): WAL journal, `synchronous = FULL`, so a
+//! committed webhook survives a crash or power loss.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde_json::Value;
+
+use super::{Accepted, Claimed, DeliverySummary, NewDelivery, Spool, SpoolError, StateFilter};
+use crate::account::AccountId;
+use crate::record::UploadRecord;
+use crate::report::{Counts, DeliveryReport, DeliveryState, Failure, RecordOutcome, Stage};
+use crate::transform::{Plan, UnixSeconds};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS deliveries (
+    id          TEXT PRIMARY KEY,
+    received_at INTEGER NOT NULL,
+    body_hash   TEXT NOT NULL,
+    target_id   TEXT,
+    is_test     INTEGER NOT NULL,
+    payload     BLOB NOT NULL,
+    skipped     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_hash ON deliveries (body_hash, received_at);
+CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (received_at);
+CREATE TABLE IF NOT EXISTS records (
+    id          INTEGER PRIMARY KEY,
+    delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+    account_id  TEXT NOT NULL,
+    record      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    code        INTEGER,
+    reason      TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_state ON records (state, id);
+CREATE INDEX IF NOT EXISTS records_by_delivery ON records (delivery_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    id        INTEGER PRIMARY KEY,
+    at        INTEGER NOT NULL,
+    records   INTEGER NOT NULL,
+    processed INTEGER NOT NULL,
+    rejected  INTEGER NOT NULL,
+    dead      INTEGER NOT NULL,
+    requeued  INTEGER NOT NULL
+);
+";
+
+/// The SQLite spool. Cheap to clone; clones share one connection.
+#[derive(Clone)]
+pub struct SqliteSpool {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteSpool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteSpool").finish_non_exhaustive()
+    }
+}
+
+fn db(e: rusqlite::Error) -> SpoolError {
+    SpoolError::Database(e.to_string())
+}
+
+fn corrupt(e: serde_json::Error) -> SpoolError {
+    SpoolError::Corrupt(e.to_string())
+}
+
+impl SqliteSpool {
+    /// Opens (creating if needed) the spool file at `path`.
+    pub fn open(path: &Path) -> Result<Self, SpoolError> {
+        Self::setup(Connection::open(path).map_err(db)?)
+    }
+
+    /// A spool in memory, for tests and the demo: nothing survives the process.
+    pub fn in_memory() -> Result<Self, SpoolError> {
+        Self::setup(Connection::open_in_memory().map_err(db)?)
+    }
+
+    fn setup(conn: Connection) -> Result<Self, SpoolError> {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(SqliteSpool {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection on a blocking thread.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, SpoolError> + Send + 'static,
+    ) -> Result<T, SpoolError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
+            .await
+            .map_err(|e| SpoolError::Task(e.to_string()))?
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn skipped_failures(plan: &Plan) -> Vec<Failure> {
+    plan.skipped
+        .iter()
+        .map(|s| Failure {
+            stage: Stage::Validate,
+            record: s.record.clone(),
+            code: Some(i64::from(s.code)),
+            reason: s.reason.clone(),
+            retryable: false,
+        })
+        .collect()
+}
+
+fn insert_records(
+    tx: &Transaction<'_>,
+    delivery_id: &str,
+    plan: &Plan,
+    at: i64,
+    skip: &[Value],
+) -> Result<(), SpoolError> {
+    let state = if plan.is_test { "test" } else { "pending" };
+    let mut stmt = tx
+        .prepare_cached("INSERT INTO records (delivery_id, account_id, record, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .map_err(db)?;
+    for group in &plan.accounts {
+        for planned in &group.records {
+            let value = planned.record.to_value();
+            if skip.contains(&value) {
+                continue;
+            }
+            let text = serde_json::to_string(&value).map_err(corrupt)?;
+            stmt.execute(params![
+                delivery_id,
+                group.target.account_id().as_str(),
+                text,
+                state,
+                at
+            ])
+            .map_err(db)?;
+        }
+    }
+    Ok(())
+}
+
+fn report_of(conn: &Connection, id: &str) -> Result<Option<DeliveryReport>, SpoolError> {
+    let row: Option<(Option<String>, bool, String)> = conn
+        .query_row(
+            "SELECT target_id, is_test, skipped FROM deliveries WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(db)?;
+    let Some((target_id, is_test, skipped)) = row else {
+        return Ok(None);
+    };
+    let mut failures: Vec<Failure> = serde_json::from_str(&skipped).map_err(corrupt)?;
+    let mut counts = Counts {
+        skipped: failures.len() as u64,
+        ..Counts::default()
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT state, code, reason, record FROM records WHERE delivery_id = ?1 ORDER BY id",
+        )
+        .map_err(db)?;
+    let mut rows = stmt.query([id]).map_err(db)?;
+    while let Some(r) = rows.next().map_err(db)? {
+        let state: String = r.get(0).map_err(db)?;
+        match state.as_str() {
+            "processed" => counts.processed += 1,
+            "pending" | "sending" => counts.pending += 1,
+            "test" => counts.skipped += 1,
+            "rejected" | "dead" => {
+                let dead = state == "dead";
+                if dead {
+                    counts.dead += 1;
+                } else {
+                    counts.rejected += 1;
+                }
+                let record: String = r.get(3).map_err(db)?;
+                failures.push(Failure {
+                    stage: Stage::Upload,
+                    record: serde_json::from_str(&record).map_err(corrupt)?,
+                    code: r.get(1).map_err(db)?,
+                    reason: r
+                        .get::<_, Option<String>>(2)
+                        .map_err(db)?
+                        .unwrap_or_default(),
+                    retryable: dead,
+                });
+            }
+            other => {
+                return Err(SpoolError::Corrupt(format!(
+                    "unknown record state {other:?}"
+                )))
+            }
+        }
+    }
+    counts.planned =
+        counts.processed + counts.rejected + counts.skipped + counts.pending + counts.dead;
+    let state = if is_test {
+        DeliveryState::Test
+    } else {
+        counts.state()
+    };
+    Ok(Some(DeliveryReport {
+        delivery_id: id.to_owned(),
+        target_id: target_id.and_then(|t| serde_json::from_str(&t).ok()),
+        state,
+        counts,
+        failures,
+    }))
+}
+
+#[async_trait]
+impl Spool for SqliteSpool {
+    async fn accept(&self, delivery: NewDelivery<'_>) -> Result<Accepted, SpoolError> {
+        let skipped = serde_json::to_string(&skipped_failures(delivery.plan)).map_err(corrupt)?;
+        let target_id = delivery
+            .plan
+            .target_id
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(corrupt)?;
+        // The plan is borrowed; the blocking task needs its own copy of what it writes.
+        let plan = delivery.plan.clone();
+        let NewDelivery {
+            id,
+            received_at,
+            body_hash,
+            payload,
+            dedupe_since,
+            ..
+        } = delivery;
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(db)?;
+            let original: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM deliveries WHERE body_hash = ?1 AND received_at >= ?2 ORDER BY received_at LIMIT 1",
+                    params![body_hash, dedupe_since.0],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            if let Some(original) = original {
+                drop(tx);
+                let report = report_of(conn, &original)?
+                    .ok_or_else(|| SpoolError::Corrupt(format!("delivery {original} vanished")))?;
+                return Ok(Accepted::Duplicate(report));
+            }
+            tx.execute(
+                "INSERT INTO deliveries (id, received_at, body_hash, target_id, is_test, payload, skipped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![id, received_at.0, body_hash, target_id, plan.is_test, payload, skipped],
+            )
+            .map_err(db)?;
+            insert_records(&tx, &id, &plan, received_at.0, &[])?;
+            tx.commit().map_err(db)?;
+            let report = report_of(conn, &id)?.ok_or_else(|| SpoolError::Corrupt(format!("delivery {id} vanished")))?;
+            Ok(Accepted::Stored(report))
+        })
+        .await
+    }
+
+    async fn recover(&self) -> Result<u64, SpoolError> {
+        self.with(|conn| {
+            let n = conn
+                .execute(
+                    "UPDATE records SET state = 'pending' WHERE state = 'sending'",
+                    [],
+                )
+                .map_err(db)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, SpoolError> {
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(db)?;
+            let mut claimed = Vec::new();
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT id, delivery_id, account_id, record FROM records WHERE state = 'pending' ORDER BY id LIMIT ?1",
+                    )
+                    .map_err(db)?;
+                let mut rows = stmt.query([i64::try_from(limit).unwrap_or(i64::MAX)]).map_err(db)?;
+                while let Some(r) = rows.next().map_err(db)? {
+                    let account: String = r.get(2).map_err(db)?;
+                    let record: String = r.get(3).map_err(db)?;
+                    claimed.push(Claimed {
+                        id: r.get(0).map_err(db)?,
+                        delivery_id: r.get(1).map_err(db)?,
+                        account_id: AccountId::try_from(account).map_err(|e| SpoolError::Corrupt(e.to_string()))?,
+                        record: serde_json::from_str::<UploadRecord>(&record).map_err(corrupt)?,
+                    });
+                }
+                let mut mark = tx
+                    .prepare_cached("UPDATE records SET state = 'sending' WHERE id = ?1")
+                    .map_err(db)?;
+                for c in &claimed {
+                    mark.execute([c.id]).map_err(db)?;
+                }
+            }
+            tx.commit().map_err(db)?;
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        at: UnixSeconds,
+        outcomes: &[(i64, RecordOutcome)],
+    ) -> Result<(), SpoolError> {
+        let outcomes = outcomes.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(db)?;
+            let (mut processed, mut rejected, mut dead, mut requeued) = (0, 0, 0, 0);
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE records SET state = ?2, code = ?3, reason = ?4, attempts = attempts + 1, updated_at = ?5 WHERE id = ?1",
+                    )
+                    .map_err(db)?;
+                for (id, outcome) in &outcomes {
+                    let (state, code, reason) = match outcome {
+                        RecordOutcome::Processed => {
+                            processed += 1;
+                            ("processed", None, None)
+                        }
+                        RecordOutcome::Rejected { code, reason } => {
+                            rejected += 1;
+                            ("rejected", *code, Some(reason.as_str()))
+                        }
+                        RecordOutcome::Dead { code, reason } => {
+                            dead += 1;
+                            ("dead", *code, Some(reason.as_str()))
+                        }
+                        RecordOutcome::Pending => {
+                            requeued += 1;
+                            ("pending", None, None)
+                        }
+                    };
+                    stmt.execute(params![id, state, code, reason, at.0]).map_err(db)?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO attempts (at, records, processed, rejected, dead, requeued) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![at.0, outcomes.len() as i64, processed, rejected, dead, requeued],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)
+        })
+        .await
+    }
+
+    async fn report(&self, delivery_id: &str) -> Result<Option<DeliveryReport>, SpoolError> {
+        let id = delivery_id.to_owned();
+        self.with(move |conn| report_of(conn, &id)).await
+    }
+
+    async fn list(
+        &self,
+        state: Option<StateFilter>,
+        limit: usize,
+    ) -> Result<Vec<DeliverySummary>, SpoolError> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT d.id, d.received_at, d.is_test, json_array_length(d.skipped),
+                            COALESCE(SUM(r.state IN ('pending', 'sending')), 0),
+                            COALESCE(SUM(r.state = 'processed'), 0),
+                            COALESCE(SUM(r.state = 'rejected'), 0),
+                            COALESCE(SUM(r.state = 'dead'), 0),
+                            COALESCE(SUM(r.state = 'test'), 0)
+                     FROM deliveries d LEFT JOIN records r ON r.delivery_id = d.id
+                     GROUP BY d.id ORDER BY d.received_at DESC, d.rowid DESC",
+                )
+                .map_err(db)?;
+            let mut rows = stmt.query([]).map_err(db)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(db)? {
+                let get = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64).map_err(db);
+                let mut counts = Counts {
+                    skipped: get(3)? + get(8)?,
+                    pending: get(4)?,
+                    processed: get(5)?,
+                    rejected: get(6)?,
+                    dead: get(7)?,
+                    planned: 0,
+                };
+                counts.planned = counts.processed
+                    + counts.rejected
+                    + counts.skipped
+                    + counts.pending
+                    + counts.dead;
+                let is_test: bool = r.get(2).map_err(db)?;
+                let s = if is_test {
+                    DeliveryState::Test
+                } else {
+                    counts.state()
+                };
+                let wanted = state.is_none_or(|f| f.matches(s, &counts));
+                if wanted {
+                    out.push(DeliverySummary {
+                        delivery_id: r.get(0).map_err(db)?,
+                        received_at: r.get(1).map_err(db)?,
+                        state: s,
+                        counts,
+                    });
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn payload(&self, delivery_id: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+        let id = delivery_id.to_owned();
+        self.with(move |conn| {
+            conn.query_row("SELECT payload FROM deliveries WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn requeue(
+        &self,
+        delivery_id: &str,
+        replan: Option<&Plan>,
+    ) -> Result<Option<DeliveryReport>, SpoolError> {
+        let id = delivery_id.to_owned();
+        let replan = replan.cloned();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(db)?;
+            let exists: Option<i64> = tx
+                .query_row("SELECT 1 FROM deliveries WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            if exists.is_none() {
+                return Ok(None);
+            }
+            match &replan {
+                None => {
+                    tx.execute(
+                        "UPDATE records SET state = 'pending', code = NULL, reason = NULL WHERE delivery_id = ?1 AND state = 'dead'",
+                        [&id],
+                    )
+                    .map_err(db)?;
+                }
+                Some(plan) => {
+                    let processed: Vec<Value> = {
+                        let mut stmt = tx
+                            .prepare_cached("SELECT record FROM records WHERE delivery_id = ?1 AND state IN ('processed', 'sending')")
+                            .map_err(db)?;
+                        let rows = stmt.query_map([&id], |r| r.get::<_, String>(0)).map_err(db)?;
+                        let mut out = Vec::new();
+                        for text in rows {
+                            out.push(serde_json::from_str(&text.map_err(db)?).map_err(corrupt)?);
+                        }
+                        out
+                    };
+                    tx.execute(
+                        "DELETE FROM records WHERE delivery_id = ?1 AND state NOT IN ('processed', 'sending')",
+                        [&id],
+                    )
+                    .map_err(db)?;
+                    let skipped = serde_json::to_string(&skipped_failures(plan)).map_err(corrupt)?;
+                    tx.execute("UPDATE deliveries SET skipped = ?2 WHERE id = ?1", params![id, skipped])
+                        .map_err(db)?;
+                    let now: i64 = tx
+                        .query_row("SELECT COALESCE(MAX(updated_at), 0) FROM records", [], |r| r.get(0))
+                        .map_err(db)?;
+                    insert_records(&tx, &id, plan, now, &processed)?;
+                }
+            }
+            tx.commit().map_err(db)?;
+            report_of(conn, &id)
+        })
+        .await
+    }
+
+    async fn check_writable(&self) -> Result<(), SpoolError> {
+        self.with(|conn| {
+            // Takes the write lock and lets it go: fails on a read-only file or full disk.
+            conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").map_err(db)
+        })
+        .await
+    }
+
+    async fn pending_records(&self) -> Result<u64, SpoolError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM records WHERE state IN ('pending', 'sending')",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn prune(&self, before: UnixSeconds) -> Result<u64, SpoolError> {
+        self.with(move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM deliveries WHERE received_at < ?1 AND NOT EXISTS (
+                         SELECT 1 FROM records r WHERE r.delivery_id = deliveries.id AND r.state IN ('pending', 'sending'))",
+                    [before.0],
+                )
+                .map_err(db)?;
+            conn.execute("DELETE FROM attempts WHERE at < ?1", [before.0]).map_err(db)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
