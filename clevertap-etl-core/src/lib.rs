@@ -28,21 +28,26 @@
 pub mod account;
 pub mod config;
 pub mod deliver;
+pub mod explain;
 pub mod payload;
 pub mod record;
 pub mod report;
 pub mod spec;
+pub mod timestamp;
 pub mod transform;
 pub mod upload;
+pub mod validate;
 
 pub use crate::account::{AccountId, Credentials, Passcode, Region};
 pub use crate::config::{Config, ConfigError};
 pub use crate::deliver::{Deliverer, DeliverySettings};
+pub use crate::explain::{explain, Explanation};
 pub use crate::payload::{DecodeError, WebhookPayload, WebhookProfile};
 pub use crate::record::{UploadBody, UploadRecord, UploadResponse};
 pub use crate::report::{Counts, DeliveryReport, DeliveryState, Failure, RecordOutcome, Stage};
-pub use crate::spec::{Routing, TransformSpec};
+pub use crate::spec::{EventSpec, ProfileSpec, Routing, TransformSpec, ValidationSettings};
 pub use crate::transform::{transform, Plan, Skipped, Target, TransformError, UnixSeconds};
 pub use crate::upload::{
     Endpoint, HttpUploader, HttpUploaderConfig, UploadError, UploadReply, Uploader,
 };
+pub use crate::validate::{validate, Fix, Rule, Violation};
