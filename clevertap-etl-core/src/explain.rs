@@ -261,8 +261,11 @@ impl fmt::Display for Explanation {
                     let code = fix.code.map(|c| format!(" {c}")).unwrap_or_default();
                     writeln!(
                         f,
-                        "    fix {:?}{code} {:?}: {:?}, {}",
-                        fix.rule, fix.key, fix.action, fix.detail
+                        "    fix {}{code} {:?}: {}, {}",
+                        fix.rule.name(),
+                        fix.key,
+                        fix.action.name(),
+                        fix.detail
                     )?;
                 }
             }

@@ -246,7 +246,8 @@ pub enum Source {
     /// The profile's `event_properties` (empty for past-behaviour campaigns).
     #[serde(rename = "event_properties", alias = "eventProperties")]
     EventProperties,
-    /// The campaign key/values seen by the profile (its own over the top-level ones).
+    /// The campaign key/values seen by the profile (its own over the top-level ones), without
+    /// `target_passcode`, which is never copied into a record.
     #[serde(rename = "key_values", alias = "keyValues")]
     KeyValues,
     /// Nothing: only `copy` and `constants`.
@@ -307,6 +308,18 @@ pub enum TsUnit {
     Rfc3339,
 }
 
+impl TsUnit {
+    /// The unit's name, as written in the spec.
+    pub fn name(self) -> &'static str {
+        match self {
+            TsUnit::Auto => "auto",
+            TsUnit::Seconds => "seconds",
+            TsUnit::Millis => "millis",
+            TsUnit::Rfc3339 => "rfc3339",
+        }
+    }
+}
+
 /// A conversion applied to a property value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -319,6 +332,18 @@ pub enum Conversion {
     String,
     /// To a CleverTap date `$D_<epoch seconds>` (from seconds, milliseconds, RFC 3339).
     Date,
+}
+
+impl Conversion {
+    /// The conversion's name, as written in the spec.
+    pub fn name(self) -> &'static str {
+        match self {
+            Conversion::Number => "number",
+            Conversion::Bool => "bool",
+            Conversion::String => "string",
+            Conversion::Date => "date",
+        }
+    }
 }
 
 /// A field of the webhook payload, as seen from one profile: `identity`, `email`, `objectId`,

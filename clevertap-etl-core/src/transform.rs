@@ -251,12 +251,17 @@ fn route(
     })
 }
 
+/// A campaign flag: the profile's own key/value, else the top-level one, else `default`. An
+/// unreadable value (`"maybe"`) counts as absent.
 fn flag(payload: &WebhookPayload, profile: &WebhookProfile, key: &str, default: bool) -> bool {
-    match payload.key_value(profile, key) {
-        Some(Value::String(s)) => parse_yes_no(s).unwrap_or(default),
-        Some(Value::Bool(b)) => *b,
-        _ => default,
-    }
+    let read = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => parse_yes_no(s),
+        Some(Value::Bool(b)) => Some(*b),
+        _ => None,
+    };
+    read(lookup_ci(&profile.key_values, key))
+        .or_else(|| read(lookup_ci(&payload.key_values, key)))
+        .unwrap_or(default)
 }
 
 fn identifier(profile: &WebhookProfile, spec: &TransformSpec) -> Option<Identifier> {
@@ -385,8 +390,8 @@ impl Ctx<'_> {
                     let detail = match value {
                         None => format!("{path} is absent: sent without ts"),
                         Some(v) => format!(
-                            "{path} = {v} is not a {:?} time: sent without ts",
-                            field.unit
+                            "{path} = {v} cannot be read as a time ({}): sent without ts",
+                            field.unit.name()
                         ),
                     };
                     fixes.push(mapping_fix("ts", FixAction::Dropped, detail));
@@ -410,6 +415,7 @@ impl Ctx<'_> {
                 for (k, v) in &self.profile.key_values {
                     merged.insert(k.clone(), v.clone());
                 }
+                merged.retain(|k, _| !is_secret(k));
                 kv_merged = merged;
                 &kv_merged
             }
@@ -449,7 +455,7 @@ impl Ctx<'_> {
             match convert(value, *conversion) {
                 Some(new) => *value = new,
                 None => {
-                    let detail = format!("{value} cannot be converted to {conversion:?}");
+                    let detail = format!("{value} cannot be converted to {}", conversion.name());
                     out.shift_remove(key);
                     fixes.push(mapping_fix(key, FixAction::Dropped, detail));
                 }
@@ -477,6 +483,7 @@ impl Ctx<'_> {
                     .collect()
             }),
             FieldPath::TargetId => p.target_id.clone().filter(|v| !v.is_null()),
+            FieldPath::KeyValue(k) if is_secret(k) => None,
             FieldPath::KeyValue(k) => p.key_value(profile, k).cloned(),
             FieldPath::ProfileData(k) => lookup_ci(&profile.profile_data, k).cloned(),
             FieldPath::EventProperties(k) => profile
@@ -487,6 +494,11 @@ impl Ctx<'_> {
             FieldPath::Profile(k) => lookup_ci(&profile.extra, k).cloned(),
         }
     }
+}
+
+/// Campaign key/values never copied into records: the payload's passcode.
+fn is_secret(key: &str) -> bool {
+    key.eq_ignore_ascii_case("target_passcode")
 }
 
 fn mapping_fix(key: &str, action: FixAction, detail: String) -> Fix {

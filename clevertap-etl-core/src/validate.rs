@@ -81,6 +81,43 @@ impl Rule {
             Rule::Mapping => return None,
         })
     }
+
+    /// The rule's name, as serialized (`restricted_event_name`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::MissingIdentity => "missing_identity",
+            Rule::MissingEventName => "missing_event_name",
+            Rule::RestrictedEventName => "restricted_event_name",
+            Rule::Ts => "ts",
+            Rule::KeyLength => "key_length",
+            Rule::KeyChars => "key_chars",
+            Rule::ValueLength => "value_length",
+            Rule::Nested => "nested",
+            Rule::EventProperties => "event_properties",
+            Rule::Phone => "phone",
+            Rule::Gender => "gender",
+            Rule::Email => "email",
+            Rule::Employed => "employed",
+            Rule::Education => "education",
+            Rule::Married => "married",
+            Rule::Age => "age",
+            Rule::Mapping => "mapping",
+        }
+    }
+}
+
+impl FixAction {
+    /// The action's name, as serialized (`kept_first`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FixAction::Truncated => "truncated",
+            FixAction::Stripped => "stripped",
+            FixAction::Stringified => "stringified",
+            FixAction::Normalised => "normalised",
+            FixAction::Dropped => "dropped",
+            FixAction::KeptFirst => "kept_first",
+        }
+    }
 }
 
 /// One change made to a record so that it could be sent.
@@ -467,6 +504,15 @@ fn fix_entry(
             }
             OnBreach::Fix => {
                 key.retain(|c| !forbidden(c));
+                if key.is_empty() {
+                    fixes.push(fix(
+                        Rule::KeyChars,
+                        &original,
+                        FixAction::Dropped,
+                        "nothing is left once forbidden characters are removed".into(),
+                    ));
+                    return Ok(None);
+                }
                 fixes.push(fix(
                     Rule::KeyChars,
                     &original,
@@ -973,8 +1019,7 @@ mod tests {
             [
                 (Rule::KeyChars, FixAction::Stripped),
                 (Rule::KeyChars, FixAction::Dropped), // "ab" now collides
-                (Rule::KeyChars, FixAction::Stripped),
-                (Rule::KeyChars, FixAction::Dropped), // "$%" is now empty
+                (Rule::KeyChars, FixAction::Dropped), // "$%" would be empty
             ]
         );
     }
@@ -1106,5 +1151,16 @@ mod tests {
             json!("restricted_event_name")
         );
         assert_eq!(Rule::Mapping.code(), None);
+        for rule in [
+            Rule::MissingIdentity,
+            Rule::KeyChars,
+            Rule::Mapping,
+            Rule::Age,
+        ] {
+            assert_eq!(serde_json::to_value(rule).unwrap(), json!(rule.name()));
+        }
+        for action in [FixAction::KeptFirst, FixAction::Normalised] {
+            assert_eq!(serde_json::to_value(action).unwrap(), json!(action.name()));
+        }
     }
 }
