@@ -1,6 +1,7 @@
 //! Integration tests of the core crate: one binary, one module per concern.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod fixtures;
 mod seed;
 mod support;
 mod uploader;
