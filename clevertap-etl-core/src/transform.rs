@@ -173,6 +173,8 @@ pub fn transform(
     let default_events = [EventSpec::default()];
     let events = spec.events.as_deref().unwrap_or(&default_events);
     let mut records = Vec::new();
+    // Most payloads go to one account: size its group once instead of growing it.
+    let per_profile = 1 + events.len();
     for (index, profile) in payload.profiles.iter().enumerate() {
         let target = route(payload, profile, index, routing)?;
         let ctx = Ctx {
@@ -189,10 +191,15 @@ pub fn transform(
         }
         match plan.accounts.iter_mut().find(|a| a.target == target) {
             Some(group) => group.records.append(&mut records),
-            None => plan.accounts.push(AccountPlan {
-                target,
-                records: std::mem::take(&mut records),
-            }),
+            None => {
+                let left = payload.profiles.len() - index;
+                let mut group = Vec::with_capacity(left.saturating_mul(per_profile));
+                group.append(&mut records);
+                plan.accounts.push(AccountPlan {
+                    target,
+                    records: group,
+                });
+            }
         }
     }
     Ok(plan)
