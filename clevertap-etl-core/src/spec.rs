@@ -507,15 +507,20 @@ impl Default for ValidationSettings {
     }
 }
 
-/// What to do with a record that breaks a rule.
+/// What to do with a record that breaks a rule. Every fix or drop is listed in the record's
+/// `fixes`.
+///
+/// The event name cannot be dropped: for it, `drop` strips forbidden characters like `fix`, and
+/// a name too long is rejected unless the setting is `fix` (truncate). A name left empty is a
+/// missing name (509).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnBreach {
-    /// Do not send the record; it is reported with CleverTap's code.
+    /// Do not send the record; it goes to `Plan::skipped` with CleverTap's code.
     Reject,
     /// Repair the value as the rule says; when it cannot be repaired, drop the property.
     Fix,
-    /// Drop the offending property (or `ts`) and send the rest.
+    /// Drop the offending property (or `ts`, or the properties past the limit) and send the rest.
     Drop,
 }
 

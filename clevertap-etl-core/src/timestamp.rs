@@ -53,7 +53,7 @@ pub fn epoch_seconds(value: &Value, unit: TsUnit) -> Option<i64> {
 
 fn from_number(n: i64, unit: TsUnit) -> Option<i64> {
     match unit {
-        TsUnit::Auto if n.abs() >= MILLIS_THRESHOLD => Some(n / 1000),
+        TsUnit::Auto if n.unsigned_abs() >= MILLIS_THRESHOLD.unsigned_abs() => Some(n / 1000),
         TsUnit::Auto | TsUnit::Seconds => Some(n),
         TsUnit::Millis => Some(n / 1000),
         TsUnit::Rfc3339 => None,
@@ -207,5 +207,9 @@ mod tests {
         assert_eq!(epoch_seconds(&json!(1e300), TsUnit::Auto), None);
         assert_eq!(epoch_seconds(&json!("1700000000"), TsUnit::Rfc3339), None);
         assert_eq!(epoch_seconds(&json!(true), TsUnit::Auto), None);
+        assert_eq!(
+            epoch_seconds(&json!(i64::MIN), TsUnit::Auto),
+            Some(i64::MIN / 1000)
+        );
     }
 }

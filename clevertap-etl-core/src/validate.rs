@@ -309,13 +309,6 @@ fn check_event_name(
             }
         }
     }
-    if name.trim().is_empty() {
-        return Err(violation(
-            Rule::MissingEventName,
-            Some(KEY),
-            "the event has no name".into(),
-        ));
-    }
     if name.chars().count() > s.max_key_chars {
         match s.key_length {
             OnBreach::Reject | OnBreach::Drop => {
@@ -335,6 +328,13 @@ fn check_event_name(
                 ));
             }
         }
+    }
+    if name.trim().is_empty() {
+        return Err(violation(
+            Rule::MissingEventName,
+            Some(KEY),
+            "the event has no name".into(),
+        ));
     }
     if let Some(system) = RESTRICTED_EVENT_NAMES
         .iter()
@@ -540,6 +540,10 @@ fn fix_entry(
             }
             OnBreach::Fix => {
                 truncate_chars(&mut key, s.max_key_chars);
+                if key.is_empty() {
+                    fixes.push(fix(Rule::KeyLength, &original, FixAction::Dropped, reason));
+                    return Ok(None);
+                }
                 fixes.push(fix(
                     Rule::KeyLength,
                     &original,
@@ -1004,6 +1008,19 @@ mod tests {
         let name = "é".repeat(121);
         let (v, _) = fixed(event(&name, json!({})));
         assert_eq!(v["evtName"].as_str().unwrap().chars().count(), 120);
+    }
+
+    #[test]
+    fn a_zero_key_limit_never_leaves_empty_names() {
+        let s = ValidationSettings {
+            max_key_chars: 0,
+            ..ValidationSettings::default()
+        };
+        let mut r = event("E", json!({"k": 1}));
+        assert_eq!(validate(&mut r, &s).unwrap_err().code, 509);
+        let mut r = profile(json!({"k": 1}));
+        validate(&mut r, &s).unwrap();
+        assert_eq!(r.to_value()["profileData"], json!({}));
     }
 
     #[test]

@@ -136,12 +136,20 @@ fn spec() -> impl Strategy<Value = TransformSpec> {
     )
     .unwrap();
     let policy = prop::sample::select(vec![OnBreach::Reject, OnBreach::Fix, OnBreach::Drop]);
+    let limits = prop::option::of((0..130usize, 0..600usize, 0..8usize, 0..5usize));
     (
         prop::sample::select(vec![TransformSpec::default(), rich]),
         policy,
+        limits,
     )
-        .prop_map(|(mut spec, on)| {
+        .prop_map(|(mut spec, on, limits)| {
             let v = &mut spec.validation;
+            if let Some((keys, values, props, items)) = limits {
+                v.max_key_chars = keys;
+                v.max_value_bytes = values;
+                v.max_event_properties = props;
+                v.max_profile_array_items = items;
+            }
             *v = ValidationSettings {
                 key_length: on,
                 key_chars: on,
