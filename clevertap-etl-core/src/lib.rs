@@ -46,7 +46,9 @@ pub use crate::payload::{DecodeError, WebhookPayload, WebhookProfile};
 pub use crate::record::{UploadBody, UploadRecord, UploadResponse};
 pub use crate::report::{Counts, DeliveryReport, DeliveryState, Failure, RecordOutcome, Stage};
 pub use crate::spec::{EventSpec, ProfileSpec, Routing, TransformSpec, ValidationSettings};
-pub use crate::transform::{transform, Plan, Skipped, Target, TransformError, UnixSeconds};
+pub use crate::transform::{
+    transform, transform_owned, Plan, Skipped, Target, TransformError, UnixSeconds,
+};
 pub use crate::upload::{
     Endpoint, HttpUploader, HttpUploaderConfig, UploadError, UploadReply, Uploader,
 };

@@ -164,45 +164,180 @@ pub fn transform(
     routing: &Routing,
     now: UnixSeconds,
 ) -> Result<Plan, TransformError> {
-    let mut plan = Plan {
-        target_id: payload.target_id.clone(),
-        is_test: payload.is_test,
-        accounts: Vec::new(),
-        skipped: Vec::new(),
-    };
-    let default_events = [EventSpec::default()];
-    let events = spec.events.as_deref().unwrap_or(&default_events);
-    let mut records = Vec::new();
-    // Most payloads go to one account: size its group once instead of growing it.
-    let per_profile = 1 + events.len();
+    let mut planner = Planner::new(payload, spec, payload.profiles.len());
     for (index, profile) in payload.profiles.iter().enumerate() {
-        let target = route(payload, profile, index, routing)?;
-        let ctx = Ctx {
+        planner.add(profile, index, routing, now, Spare::default())?;
+    }
+    Ok(planner.plan)
+}
+
+/// [`transform`], consuming the payload so that source objects used once as they are
+/// (`profileData` by the profile record and `event_properties` by the one event, under the
+/// default spec) move into the records instead of being copied. Same plan, less allocation: for
+/// the webhook path, where the payload is not needed afterwards. ([`explain`](crate::explain())
+/// needs the payload: use [`transform`] there.)
+///
+/// ```
+/// use clevertap_etl_core::{transform, transform_owned, Routing, TransformSpec, UnixSeconds, WebhookPayload};
+///
+/// let payload = WebhookPayload::from_slice(br#"{"key_values": {"target_account": "ACC-1"},
+///     "profiles": [{"objectId": "__a", "profileData": {"city": "Pune"}}]}"#)?;
+/// let (spec, routing) = (TransformSpec::default(), Routing::default());
+/// let borrowed = transform(&payload, &spec, &routing, UnixSeconds(0))?;
+/// assert_eq!(transform_owned(payload, &spec, &routing, UnixSeconds(0))?, borrowed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn transform_owned(
+    mut payload: WebhookPayload,
+    spec: &TransformSpec,
+    routing: &Routing,
+    now: UnixSeconds,
+) -> Result<Plan, TransformError> {
+    let profiles = std::mem::take(&mut payload.profiles);
+    let mut planner = Planner::new(&payload, spec, profiles.len());
+    let movable = planner.movable();
+    for (index, mut profile) in profiles.into_iter().enumerate() {
+        let spare = Spare::take(&mut profile, movable);
+        planner.add(&profile, index, routing, now, spare)?;
+    }
+    Ok(planner.plan)
+}
+
+/// The plan being built, profile by profile.
+struct Planner<'a> {
+    payload: &'a WebhookPayload,
+    spec: &'a TransformSpec,
+    events: std::borrow::Cow<'a, [EventSpec]>,
+    count: usize,
+    records: Vec<PlannedRecord>,
+    plan: Plan,
+}
+
+impl<'a> Planner<'a> {
+    fn new(payload: &'a WebhookPayload, spec: &'a TransformSpec, count: usize) -> Self {
+        Planner {
             payload,
+            spec,
+            events: match &spec.events {
+                Some(events) => std::borrow::Cow::Borrowed(events.as_slice()),
+                None => std::borrow::Cow::Owned(vec![EventSpec::default()]),
+            },
+            count,
+            records: Vec::new(),
+            plan: Plan {
+                target_id: payload.target_id.clone(),
+                is_test: payload.is_test,
+                accounts: Vec::new(),
+                skipped: Vec::new(),
+            },
+        }
+    }
+
+    /// Which sources may be moved: those used by exactly one mapping, as its plain-copy source
+    /// (no `copy` or `ts` field reads them anywhere).
+    fn movable(&self) -> Movable {
+        let mappings = std::iter::once(self.spec.profile.mapping())
+            .chain(self.events.iter().map(EventSpec::mapping));
+        let (mut uses, mut plain) = ([0usize; 2], [false; 2]);
+        for m in mappings {
+            let slot = |s: Source| match s {
+                Source::ProfileData => Some(0),
+                Source::EventProperties => Some(1),
+                Source::KeyValues | Source::None => None,
+            };
+            if let Some(i) = slot(m.source) {
+                uses[i] += 1;
+                plain[i] = m.is_plain_copy();
+            }
+            let fields = m.copy.values().chain(match m.ts {
+                TsSpec::Field(f) => Some(&f.field),
+                TsSpec::Keyword(_) => None,
+            });
+            for field in fields {
+                match field {
+                    FieldPath::ProfileData(_) => uses[0] += 1,
+                    FieldPath::EventProperties(_) => uses[1] += 1,
+                    _ => {}
+                }
+            }
+        }
+        Movable {
+            profile_data: uses[0] == 1 && plain[0],
+            event_properties: uses[1] == 1 && plain[1],
+        }
+    }
+
+    fn add(
+        &mut self,
+        profile: &WebhookProfile,
+        index: usize,
+        routing: &Routing,
+        now: UnixSeconds,
+        mut spare: Spare,
+    ) -> Result<(), TransformError> {
+        let target = route(self.payload, profile, index, routing)?;
+        let ctx = Ctx {
+            payload: self.payload,
             profile,
             index,
-            spec,
+            spec: self.spec,
             now,
             account: target.account_id(),
         };
-        ctx.records(events, &mut records, &mut plan.skipped);
-        if records.is_empty() {
-            continue;
+        ctx.records(
+            &self.events,
+            &mut spare,
+            &mut self.records,
+            &mut self.plan.skipped,
+        );
+        if self.records.is_empty() {
+            return Ok(());
         }
-        match plan.accounts.iter_mut().find(|a| a.target == target) {
-            Some(group) => group.records.append(&mut records),
+        match self.plan.accounts.iter_mut().find(|a| a.target == target) {
+            Some(group) => group.records.append(&mut self.records),
             None => {
-                let left = payload.profiles.len() - index;
+                // Most payloads go to one account: size its group once instead of growing it.
+                let left = self.count.saturating_sub(index);
+                let per_profile = 1 + self.events.len();
                 let mut group = Vec::with_capacity(left.saturating_mul(per_profile));
-                group.append(&mut records);
-                plan.accounts.push(AccountPlan {
+                group.append(&mut self.records);
+                self.plan.accounts.push(AccountPlan {
                     target,
                     records: group,
                 });
             }
         }
+        Ok(())
     }
-    Ok(plan)
+}
+
+/// Which of a profile's objects [`transform_owned`] may move into a record.
+#[derive(Debug, Clone, Copy, Default)]
+struct Movable {
+    profile_data: bool,
+    event_properties: bool,
+}
+
+/// Objects taken out of an owned profile, for the one record that copies each as it is.
+#[derive(Debug, Default)]
+struct Spare {
+    profile_data: Option<Object>,
+    event_properties: Option<Object>,
+}
+
+impl Spare {
+    fn take(profile: &mut WebhookProfile, movable: Movable) -> Self {
+        Spare {
+            profile_data: movable
+                .profile_data
+                .then(|| std::mem::take(&mut profile.profile_data)),
+            event_properties: if movable.event_properties {
+                profile.event_properties.take()
+            } else {
+                None
+            },
+        }
+    }
 }
 
 fn route(
@@ -211,19 +346,21 @@ fn route(
     index: usize,
     routing: &Routing,
 ) -> Result<Target, TransformError> {
-    let (named, path) = match profile
+    let (named, own) = match profile
         .key_values
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("target_account"))
     {
-        Some((_, v)) if !v.is_null() => (
-            Some(v),
-            format!("profiles[{index}].key_values.target_account"),
-        ),
-        _ => (
-            payload.key_value(profile, "target_account"),
-            "key_values.target_account".to_owned(),
-        ),
+        Some((_, v)) if !v.is_null() => (Some(v), true),
+        _ => (payload.key_value(profile, "target_account"), false),
+    };
+    // Built only for errors: this runs once per profile.
+    let path = || {
+        if own {
+            format!("profiles[{index}].key_values.target_account")
+        } else {
+            "key_values.target_account".to_owned()
+        }
     };
     let Some(named) = named else {
         return routing
@@ -233,12 +370,18 @@ fn route(
             .map(Target::Configured)
             .ok_or(TransformError::NoAccount);
     };
+    // The common case, a configured account named as it is configured: one clone, no parsing.
+    if let Value::String(s) = named {
+        if let Some(known) = routing.accounts.iter().find(|a| a.as_str() == s.trim()) {
+            return Ok(Target::Configured(known.clone()));
+        }
+    }
     let text = match named {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
     let id = AccountId::try_from(text.as_str()).map_err(|e| TransformError::InvalidAccount {
-        path: path.clone(),
+        path: path(),
         message: e.to_string(),
     })?;
     if routing.accounts.is_empty() || routing.accounts.contains(&id) {
@@ -254,7 +397,7 @@ fn route(
     }
     Err(TransformError::UnknownAccount {
         account: text,
-        path,
+        path: path(),
     })
 }
 
@@ -294,6 +437,7 @@ impl Ctx<'_> {
     fn records(
         &self,
         events: &[EventSpec],
+        spare: &mut Spare,
         out: &mut Vec<PlannedRecord>,
         skipped: &mut Vec<Skipped>,
     ) {
@@ -324,7 +468,7 @@ impl Ctx<'_> {
             let mapping = spec.profile.mapping();
             let mut fixes = Vec::new();
             let ts = self.ts(mapping.ts, &mut fixes);
-            let profile_data = self.properties(mapping, &mut fixes);
+            let profile_data = self.properties(mapping, spare, &mut fixes);
             let record = UploadRecord::Profile(ProfileRecord {
                 identifier: id.clone(),
                 ts,
@@ -337,7 +481,7 @@ impl Ctx<'_> {
                 let mapping = event.mapping();
                 let mut fixes = Vec::new();
                 let ts = self.ts(mapping.ts, &mut fixes);
-                let evt_data = self.properties(mapping, &mut fixes);
+                let evt_data = self.properties(mapping, spare, &mut fixes);
                 let record = UploadRecord::Event(EventRecord {
                     identifier: id.clone(),
                     ts,
@@ -409,7 +553,17 @@ impl Ctx<'_> {
     }
 
     /// The properties of one record, per its mapping.
-    fn properties(&self, m: Mapping<'_>, fixes: &mut Vec<Fix>) -> Object {
+    fn properties(&self, m: Mapping<'_>, spare: &mut Spare, fixes: &mut Vec<Fix>) -> Object {
+        if m.is_plain_copy() {
+            let moved = match m.source {
+                Source::ProfileData => spare.profile_data.take(),
+                Source::EventProperties => spare.event_properties.take(),
+                Source::KeyValues | Source::None => None,
+            };
+            if let Some(object) = moved {
+                return object;
+            }
+        }
         let kv_merged;
         let source: &Object = match m.source {
             Source::ProfileData => &self.profile.profile_data,
@@ -723,6 +877,32 @@ mod tests {
         assert_eq!((s.code, s.rule), (513, Rule::RestrictedEventName));
         assert_eq!(s.account.as_ref().unwrap().as_str(), "A");
         assert_eq!(s.record["evtName"], json!("App Launched"));
+    }
+
+    #[test]
+    fn owned_transform_moves_only_sources_used_once_as_they_are() {
+        let body = json!({"key_values": {"target_account": "A"}, "profiles": [{"objectId": "__a",
+            "profileData": {"city": "Pune"}, "event_properties": {"x": 1}}]});
+        let payload = WebhookPayload::from_slice(body.to_string().as_bytes()).unwrap();
+        for spec in [
+            "",
+            "[[events]]\n[[events]]\nname = \"Again\"",
+            "[profile]\nts = { field = \"profileData.at\" }",
+            "[[events]]\nsource = \"profileData\"\n[[events]]\ncopy = { C = \"profileData.city\" }",
+        ] {
+            let spec: TransformSpec = toml::from_str(spec).unwrap();
+            let routing = routing(&["A"]);
+            assert_eq!(
+                transform_owned(payload.clone(), &spec, &routing, UnixSeconds(5)),
+                transform(&payload, &spec, &routing, UnixSeconds(5)),
+            );
+        }
+        let default = TransformSpec::default();
+        let m = Planner::new(&payload, &default, 1).movable();
+        assert!(m.profile_data && m.event_properties);
+        let two: TransformSpec = toml::from_str("[[events]]\n[[events]]").unwrap();
+        let m = Planner::new(&payload, &two, 1).movable();
+        assert!(m.profile_data && !m.event_properties);
     }
 
     #[test]

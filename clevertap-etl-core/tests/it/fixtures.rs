@@ -3,7 +3,8 @@
 //! together with its explanation.
 
 use clevertap_etl_core::{
-    explain, transform, AccountId, Routing, TransformSpec, UnixSeconds, WebhookPayload,
+    explain, transform, transform_owned, AccountId, Routing, TransformSpec, UnixSeconds,
+    WebhookPayload,
 };
 use serde_json::{json, Value};
 
@@ -24,7 +25,14 @@ fn check(path: &std::path::Path) -> Value {
         allow_payload_credentials: false,
     };
     let payload = WebhookPayload::from_slice(&body).unwrap();
-    match transform(&payload, &spec, &routing, NOW) {
+    let result = transform(&payload, &spec, &routing, NOW);
+    assert_eq!(
+        transform_owned(payload.clone(), &spec, &routing, NOW),
+        result,
+        "{}: transform_owned differs",
+        path.display()
+    );
+    match result {
         Ok(plan) => {
             // Every planned record passes validation again, untouched.
             for record in plan.accounts.iter().flat_map(|a| &a.records) {

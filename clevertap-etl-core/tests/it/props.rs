@@ -4,7 +4,8 @@
 use clevertap_etl_core::spec::{OnBreach, ValidationSettings};
 use clevertap_etl_core::validate::is_clean;
 use clevertap_etl_core::{
-    explain, transform, AccountId, Routing, TransformSpec, UnixSeconds, WebhookPayload,
+    explain, transform, transform_owned, AccountId, Routing, TransformSpec, UnixSeconds,
+    WebhookPayload,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -189,7 +190,11 @@ proptest! {
             accounts: vec![AccountId::try_from("W44-Z4K-K65Z").unwrap()],
             allow_payload_credentials: false,
         };
-        let Ok(plan) = transform(&payload, &spec, &routing, UnixSeconds(1_700_000_000)) else {
+        let result = transform(&payload, &spec, &routing, UnixSeconds(1_700_000_000));
+        // The owned variant plans exactly the same.
+        let owned = transform_owned(payload.clone(), &spec, &routing, UnixSeconds(1_700_000_000));
+        prop_assert_eq!(&owned, &result);
+        let Ok(plan) = result else {
             return Ok(());
         };
         for planned in plan.accounts.iter().flat_map(|a| &a.records) {
