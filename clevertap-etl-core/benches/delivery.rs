@@ -62,7 +62,11 @@ fn plan(records: Vec<UploadRecord>) -> Plan {
             records: records
                 .into_iter()
                 .enumerate()
-                .map(|(profile, record)| PlannedRecord { profile, record })
+                .map(|(profile, record)| PlannedRecord {
+                    profile,
+                    record,
+                    fixes: Vec::new(),
+                })
                 .collect(),
         }],
         skipped: vec![],

@@ -29,6 +29,7 @@ pub mod account;
 pub mod config;
 pub mod deliver;
 mod env_override;
+pub mod explain;
 pub mod payload;
 pub mod pipeline;
 pub mod record;
@@ -37,19 +38,25 @@ pub mod retry;
 pub mod sandbox;
 pub mod spec;
 pub mod spool;
+pub mod timestamp;
 pub mod transform;
 pub mod upload;
+pub mod validate;
 
 pub use crate::account::{AccountId, Credentials, Passcode, Region, Secret};
 pub use crate::config::{Config, ConfigError};
 pub use crate::deliver::{ConcurrencyStats, Deliverer, DeliverySettings, FailingAccount, Job};
+pub use crate::explain::{explain, Explanation};
 pub use crate::payload::{DecodeError, WebhookPayload, WebhookProfile};
 pub use crate::pipeline::{Pipeline, PipelineError, Preview};
 pub use crate::record::{UploadBody, UploadRecord, UploadResponse};
 pub use crate::report::{Counts, DeliveryReport, DeliveryState, Failure, RecordOutcome, Stage};
 pub use crate::retry::{classify, Backoff, RetryAction};
-pub use crate::spec::{Routing, TransformSpec};
-pub use crate::transform::{transform, Plan, Skipped, Target, TransformError, UnixSeconds};
+pub use crate::spec::{EventSpec, ProfileSpec, Routing, TransformSpec, ValidationSettings};
+pub use crate::transform::{
+    transform, transform_owned, Plan, Skipped, Target, TransformError, UnixSeconds,
+};
 pub use crate::upload::{
     Endpoint, HttpUploader, HttpUploaderConfig, UploadError, UploadReply, Uploader,
 };
+pub use crate::validate::{validate, Fix, Rule, Violation};

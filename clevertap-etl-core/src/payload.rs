@@ -122,7 +122,17 @@ pub fn lookup_ci<'a>(object: &'a Object, key: &str) -> Option<&'a Value> {
 }
 
 /// Decodes any JSON document into `T`, reporting the JSON path of the first fault.
+///
+/// The happy path decodes without tracking the path (path tracking allocates every map key a
+/// second time); only a body that fails is decoded again to find where.
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    match serde_json::from_slice(body) {
+        Ok(value) => Ok(value),
+        Err(_) => decode_tracked(body),
+    }
+}
+
+fn decode_tracked<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -144,12 +154,63 @@ fn de_end(
     })
 }
 
-/// The canonical form of a key: lowercase, without `_` or `-`.
-fn canonical(key: &str) -> String {
-    key.chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+/// The canonical form of a key: lowercase, without `_` or `-`, written into `buf`. Keys too
+/// long for `buf` are none of ours and come out empty. No allocation: this runs for every key of
+/// every profile.
+fn canonical<'b>(key: &str, buf: &'b mut [u8; 24]) -> &'b str {
+    let mut n = 0;
+    for b in key.bytes().filter(|b| *b != b'_' && *b != b'-') {
+        let Some(slot) = buf.get_mut(n) else {
+            return "";
+        };
+        *slot = b.to_ascii_lowercase();
+        n += 1;
+    }
+    std::str::from_utf8(&buf[..n]).unwrap_or("")
+}
+
+/// A map key, borrowed from the input when it has no escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+
+    fn into_owned(self) -> String {
+        match self {
+            Key::Borrowed(s) => s.to_owned(),
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
 }
 
 impl<'de> Deserialize<'de> for WebhookPayload {
@@ -163,8 +224,9 @@ impl<'de> Deserialize<'de> for WebhookPayload {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = WebhookPayload::default();
                 let mut saw_profiles = false;
-                while let Some(key) = map.next_key::<String>()? {
-                    match canonical(&key).as_str() {
+                let mut buf = [0; 24];
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    match canonical(key.as_str(), &mut buf) {
                         "targetid" => out.target_id = map.next_value::<Option<Value>>()?,
                         "keyvalues" => out.key_values = map.next_value::<NullableObject>()?.0,
                         "profiles" | "profile" => {
@@ -174,7 +236,7 @@ impl<'de> Deserialize<'de> for WebhookPayload {
                         "istest" => out.is_test = map.next_value::<Flag>()?.0,
                         _ => {
                             let value = map.next_value::<Value>()?;
-                            out.extra.insert(key, value);
+                            out.extra.insert(key.into_owned(), value);
                         }
                     }
                 }
@@ -198,8 +260,9 @@ impl<'de> Deserialize<'de> for WebhookProfile {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut p = WebhookProfile::default();
-                while let Some(key) = map.next_key::<String>()? {
-                    match canonical(&key).as_str() {
+                let mut buf = [0; 24];
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    match canonical(key.as_str(), &mut buf) {
                         "identity" => p.identity = map.next_value::<Scalar>()?.0,
                         "email" => p.email = map.next_value::<Scalar>()?.0,
                         "objectid" => p.object_id = map.next_value::<Scalar>()?.0,
@@ -220,7 +283,7 @@ impl<'de> Deserialize<'de> for WebhookProfile {
                         "keyvalues" => p.key_values = map.next_value::<NullableObject>()?.0,
                         _ => {
                             let value = map.next_value::<Value>()?;
-                            p.extra.insert(key, value);
+                            p.extra.insert(key.into_owned(), value);
                         }
                     }
                 }
@@ -355,6 +418,17 @@ mod tests {
         assert_eq!(prof.object_id.as_deref(), Some("__x"));
         assert_eq!(prof.profile_data["k"], json!(1));
         assert_eq!(prof.extra["Unknown"], json!([1]));
+    }
+
+    #[test]
+    fn escaped_and_long_keys_decode() {
+        let long = "x".repeat(40);
+        let body = format!(
+            r#"{{"pro\u0066iles": [{{"object\u005fId": "__a", "{long}": 1, "profile_data": {{}}}}]}}"#
+        );
+        let p = WebhookPayload::from_slice(body.as_bytes()).unwrap();
+        assert_eq!(p.profiles[0].object_id.as_deref(), Some("__a"));
+        assert_eq!(p.profiles[0].extra[&long], json!(1));
     }
 
     #[test]

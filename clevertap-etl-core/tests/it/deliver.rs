@@ -54,7 +54,11 @@ fn plan(groups: Vec<(&str, Vec<UploadRecord>)>) -> Plan {
                 records: records
                     .into_iter()
                     .enumerate()
-                    .map(|(profile, record)| PlannedRecord { profile, record })
+                    .map(|(profile, record)| PlannedRecord {
+                        profile,
+                        record,
+                        fixes: Vec::new(),
+                    })
                     .collect(),
             })
             .collect(),

@@ -3,6 +3,8 @@
 
 mod deliver;
 mod fake;
+mod fixtures;
+mod props;
 mod seed;
 mod support;
 mod uploader;
