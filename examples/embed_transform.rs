@@ -3,7 +3,9 @@
 //!
 //! Run with: `cargo run -p clevertap-etl-examples --example embed_transform`
 
-use clevertap_etl_core::{transform, Preview, Routing, TransformSpec, UnixSeconds, WebhookPayload};
+use clevertap_etl_core::{
+    transform, DeliverySettings, Preview, Routing, TransformSpec, UnixSeconds, WebhookPayload,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Decode. Errors carry the JSON path of the fault.
@@ -15,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = transform(&payload, &spec, &routing, UnixSeconds(1_700_000_000))?;
 
     // 3. Use the records: here, print the request bodies that would be sent.
-    for upload in Preview::of(&plan, 1000).uploads {
+    for upload in Preview::of(&plan, &DeliverySettings::default()).uploads {
         println!(
             "account {}: {}",
             upload.account_id,

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, BoxError, Json, Router};
 use clevertap_etl_core::spool::{Accepted, Intake, StateFilter};
-use clevertap_etl_core::{DeliveryReport, PipelineError, Preview, UnixSeconds};
+use clevertap_etl_core::{DeliveryReport, Explained, PipelineError, UnixSeconds};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
@@ -159,9 +159,9 @@ async fn plan(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Preview>, ApiError> {
+) -> Result<Json<Explained>, ApiError> {
     let body = json_body(&state, &headers, body)?;
-    Ok(Json(state.pipeline.preview(&body, now())?))
+    Ok(Json(state.pipeline.explain(&body, now())?))
 }
 
 async fn healthz() -> Json<Value> {

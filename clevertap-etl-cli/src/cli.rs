@@ -34,6 +34,10 @@ pub enum Command {
         /// The configuration file (its `[transform]`, `[[accounts]]` and `[routing]`).
         #[arg(long, short, env = "CLEVERTAP_ETL_CONFIG")]
         config: Option<PathBuf>,
+        /// Explain profile by profile: each record's verdict and code, fixes, target account,
+        /// and how records split into request bodies (readable text instead of JSON).
+        #[arg(long)]
+        explain: bool,
     },
     /// Backfill: transform and deliver payload files or JSON-lines files of profiles through the
     /// delivery engine, streaming with constant memory; prints the delivery report.

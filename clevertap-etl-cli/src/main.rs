@@ -69,9 +69,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             commands::send::run(&payload, &url, auth, options).await
         }
         Command::CheckConfig { config } => commands::check_config::run(config.as_deref()),
-        Command::Transform { payload, config } => {
-            commands::transform::run(&payload, config.as_deref())
-        }
+        Command::Transform {
+            payload,
+            config,
+            explain,
+        } => commands::transform::run(&payload, config.as_deref(), explain),
         Command::Serve {
             config,
             listen,

@@ -48,7 +48,7 @@ pub use crate::config::{Config, ConfigError};
 pub use crate::deliver::{ConcurrencyStats, Deliverer, DeliverySettings, FailingAccount, Job};
 pub use crate::explain::{explain, Explanation};
 pub use crate::payload::{DecodeError, WebhookPayload, WebhookProfile};
-pub use crate::pipeline::{Pipeline, PipelineError, Preview};
+pub use crate::pipeline::{Explained, Pipeline, PipelineError, Preview};
 pub use crate::record::{UploadBody, UploadRecord, UploadResponse};
 pub use crate::report::{Counts, DeliveryReport, DeliveryState, Failure, RecordOutcome, Stage};
 pub use crate::retry::{classify, Backoff, RetryAction};

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::account::{AccountId, Credentials};
 use crate::config::Config;
-use crate::deliver::{Deliverer, MAX_BATCH_SIZE};
+use crate::deliver::{bodies, Deliverer, DeliverySettings};
+use crate::explain::{explain, Explanation};
 use crate::payload::{DecodeError, WebhookPayload};
 use crate::record::UploadBody;
 use crate::report::DeliveryReport;
@@ -47,7 +48,6 @@ pub struct Pipeline {
     spec: Arc<TransformSpec>,
     routing: Arc<Routing>,
     deliverer: Arc<Deliverer>,
-    batch_size: usize,
 }
 
 impl Pipeline {
@@ -57,15 +57,7 @@ impl Pipeline {
             spec: Arc::new(spec),
             routing: Arc::new(routing),
             deliverer,
-            batch_size: MAX_BATCH_SIZE,
         }
-    }
-
-    /// Sets the records per request shown by [`Pipeline::preview`].
-    #[must_use]
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size;
-        self
     }
 
     /// Assembles a pipeline from a configuration, an uploader and the accounts' resolved
@@ -81,7 +73,6 @@ impl Pipeline {
             config.routing(),
             Arc::new(deliverer),
         )
-        .with_batch_size(config.delivery.batch_size)
     }
 
     /// The transform spec in use.
@@ -107,7 +98,21 @@ impl Pipeline {
 
     /// Decodes and plans a body, and splits it into the request bodies it would send.
     pub fn preview(&self, body: &[u8], now: UnixSeconds) -> Result<Preview, PipelineError> {
-        Ok(Preview::of(&self.plan(body, now)?, self.batch_size))
+        Ok(Preview::of(
+            &self.plan(body, now)?,
+            self.deliverer.settings(),
+        ))
+    }
+
+    /// Decodes and plans a body, and explains it profile by profile, with the request bodies
+    /// it would send. Uploads nothing.
+    pub fn explain(&self, body: &[u8], now: UnixSeconds) -> Result<Explained, PipelineError> {
+        let payload = WebhookPayload::from_slice(body)?;
+        let plan = transform(&payload, &self.spec, &self.routing, now)?;
+        Ok(Explained {
+            explanation: explain(&payload, &plan),
+            preview: Preview::of(&plan, self.deliverer.settings()),
+        })
     }
 
     /// Plans a body and delivers it, answering once CleverTap has replied to every request.
@@ -136,6 +141,39 @@ impl Pipeline {
             report.counts.pending = 0;
         }
         report
+    }
+}
+
+/// A payload explained: the request bodies it would send (`uploads`, `skipped`, as in
+/// [`Preview`]) and, per input profile, its records with their verdicts (`explanation`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explained {
+    /// The request bodies and skipped records.
+    #[serde(flatten)]
+    pub preview: Preview,
+    /// Profile by profile.
+    pub explanation: Explanation,
+}
+
+impl std::fmt::Display for Explained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.explanation)?;
+        writeln!(f, "\nrequest bodies: {}", self.preview.uploads.len())?;
+        for (i, upload) in self.preview.uploads.iter().enumerate() {
+            let profiles = upload.body.d.iter().filter(|r| r.is_profile()).count();
+            let bytes = serde_json::to_vec(&upload.body).map_or(0, |b| b.len());
+            writeln!(
+                f,
+                "  #{} → account {}: {} records ({} profiles, {} events), {} bytes",
+                i + 1,
+                upload.account_id,
+                upload.body.d.len(),
+                profiles,
+                upload.body.d.len() - profiles,
+                bytes
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -169,17 +207,15 @@ pub struct PreviewSkipped {
 }
 
 impl Preview {
-    /// Splits a plan into request bodies of at most `batch_size` records, profiles first.
-    pub fn of(plan: &Plan, batch_size: usize) -> Self {
-        let size = batch_size.clamp(1, MAX_BATCH_SIZE);
+    /// Splits a plan into the request bodies the engine would send with `settings`.
+    pub fn of(plan: &Plan, settings: &DeliverySettings) -> Self {
         let mut uploads = Vec::new();
         for group in &plan.accounts {
-            let mut records: Vec<_> = group.records.iter().map(|r| r.record.clone()).collect();
-            records.sort_by_key(|r| !r.is_profile());
-            for chunk in records.chunks(size) {
+            let records: Vec<_> = group.records.iter().map(|r| r.record.clone()).collect();
+            for body in bodies(&records, settings) {
                 uploads.push(PreviewUpload {
                     account_id: group.target.account_id().clone(),
-                    body: UploadBody { d: chunk.to_vec() },
+                    body,
                 });
             }
         }

@@ -27,7 +27,7 @@ const PAYLOADS: &[(&str, &str, &str)] = &[
     ),
     (
         "restricted-event.json",
-        "a campaign that names a restricted system event: CleverTap answers partial",
+        "a campaign naming a restricted system event: caught before upload with code 513",
         include_str!("../../../examples/payloads/restricted-event.json"),
     ),
     (

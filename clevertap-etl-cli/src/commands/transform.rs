@@ -9,18 +9,22 @@ use clevertap_etl_core::Pipeline;
 use super::{load_config, now, read_input};
 use crate::error::CliError;
 
-/// Prints `{"uploads": [{"account_id", "body"}], "skipped": [...]}`.
-pub fn run(payload: &Path, config_path: Option<&Path>) -> Result<(), CliError> {
+/// Prints `{"uploads": [{"account_id", "body"}], "skipped": [...]}`, or with `explain` the
+/// readable explanation.
+pub fn run(payload: &Path, config_path: Option<&Path>, explain: bool) -> Result<(), CliError> {
     let config = load_config(config_path)?;
     let body = read_input(payload)?;
     // Planning needs no credentials and never uploads: the uploader is never called.
     let pipeline = Pipeline::from_config(&config, Arc::new(SandboxUploader::default()), Vec::new());
-    let preview = pipeline
-        .preview(&body, now())
-        .map_err(|source| CliError::Payload {
-            path: payload.to_owned(),
-            source,
-        })?;
+    let to_error = |source| CliError::Payload {
+        path: payload.to_owned(),
+        source,
+    };
+    if explain {
+        print!("{}", pipeline.explain(&body, now()).map_err(to_error)?);
+        return Ok(());
+    }
+    let preview = pipeline.preview(&body, now()).map_err(to_error)?;
     let text =
         serde_json::to_string_pretty(&preview).map_err(|e| CliError::Unreachable(e.to_string()))?;
     println!("{text}");

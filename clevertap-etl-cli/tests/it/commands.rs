@@ -129,3 +129,27 @@ fn check_config_rejects_unknown_keys_and_missing_secrets() {
         stderr(&out)
     );
 }
+
+#[test]
+fn transform_explain_shows_verdicts_accounts_and_bodies() {
+    let out = run(&[
+        "transform",
+        "--explain",
+        example("payloads/live-campaign.json").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("profiles[0]") && text.contains("→ W44-Z4K-K65Z"),
+        "{text}"
+    );
+    assert!(
+        text.contains("send    event \"Cart Reminder Sent\""),
+        "{text}"
+    );
+    assert!(text.contains("reject") && text.contains("523"), "{text}");
+    assert!(
+        text.contains("#1 → account W44-Z4K-K65Z: 4 records (2 profiles, 2 events)"),
+        "{text}"
+    );
+}

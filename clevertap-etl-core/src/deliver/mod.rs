@@ -558,6 +558,28 @@ fn dead(retry: &Retry, attempts: u32, bound: &str) -> RecordOutcome {
 }
 
 /// A record's size as sent, without keeping the bytes.
+/// Splits one account's records into the request bodies the engine would send: profiles first,
+/// at most `batch_size` records and `max_body_bytes` bytes each. Pure; used to preview a plan.
+pub fn bodies(records: &[UploadRecord], settings: &DeliverySettings) -> Vec<UploadBody> {
+    let items: Vec<Item> = records
+        .iter()
+        .map(|r| Item {
+            profile: r.is_profile(),
+            bytes: serialized_len(r),
+        })
+        .collect();
+    pack(
+        &items,
+        settings.batch_size.clamp(1, MAX_BATCH_SIZE),
+        settings.max_body_bytes,
+    )
+    .into_iter()
+    .map(|batch| UploadBody {
+        d: batch.into_iter().map(|i| records[i].clone()).collect(),
+    })
+    .collect()
+}
+
 fn serialized_len(record: &UploadRecord) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
