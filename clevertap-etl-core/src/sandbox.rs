@@ -12,27 +12,9 @@ use async_trait::async_trait;
 use crate::account::{AccountId, Credentials};
 use crate::deliver::MAX_BATCH_SIZE;
 use crate::record::{ResponseStatus, Unprocessed, UploadBody, UploadRecord, UploadResponse};
+use crate::spec::{OnBreach, ValidationSettings};
 use crate::upload::{UploadError, UploadReply, Uploader};
-
-/// Event names CleverTap reserves for itself (code 513).
-pub const RESTRICTED_EVENT_NAMES: &[&str] = &[
-    "Notification Sent",
-    "Notification Viewed",
-    "Notification Clicked",
-    "Notification Delivered",
-    "Notification Replied",
-    "UTM Visited",
-    "App Launched",
-    "App Uninstalled",
-    "App Version Changed",
-    "Stayed",
-    "Reply Sent",
-    "Experiment Rendered",
-    "Reachable By",
-    "Identity Reset",
-    "Identity Set",
-    "Identity Error",
-];
+use crate::validate::validate;
 
 /// One request the sandbox received, and what it answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,33 +96,30 @@ impl SandboxUploader {
     }
 }
 
-/// CleverTap's per-record verdict on one record: `None` if it would be processed.
+/// CleverTap's per-record verdict on one record: `None` if it would be processed. The
+/// sandbox applies the same rules as offline validation, with every rule set to reject:
+/// CleverTap repairs nothing.
 fn check(record: &UploadRecord) -> Option<(i64, String)> {
-    if record.identifier().value().trim().is_empty() {
-        return Some((523, "Identity not found".into()));
-    }
-    let ts = match record {
-        UploadRecord::Profile(p) => p.ts,
-        UploadRecord::Event(e) => e.ts,
+    let strict = ValidationSettings {
+        key_length: OnBreach::Reject,
+        key_chars: OnBreach::Reject,
+        value_length: OnBreach::Reject,
+        nested: OnBreach::Reject,
+        event_properties: OnBreach::Reject,
+        ts: OnBreach::Reject,
+        phone: OnBreach::Reject,
+        gender: OnBreach::Reject,
+        email: OnBreach::Reject,
+        employed: OnBreach::Reject,
+        education: OnBreach::Reject,
+        married: OnBreach::Reject,
+        age: OnBreach::Reject,
+        ..ValidationSettings::default()
     };
-    if ts.is_some_and(|t| !(0..100_000_000_000).contains(&t)) {
-        return Some((525, "Invalid timestamp: ts must be epoch seconds".into()));
-    }
-    if let UploadRecord::Event(e) = record {
-        if e.evt_name.trim().is_empty() {
-            return Some((509, "Event name is mandatory".into()));
-        }
-        if RESTRICTED_EVENT_NAMES
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(e.evt_name.trim()))
-        {
-            return Some((
-                513,
-                format!("{} is a restricted system event name", e.evt_name),
-            ));
-        }
-    }
-    None
+    let mut copy = record.clone();
+    validate(&mut copy, &strict)
+        .err()
+        .map(|v| (i64::from(v.code), v.reason))
 }
 
 #[async_trait]
@@ -203,6 +182,21 @@ mod tests {
                 (Some(525), Some(3))
             ]
         );
+    }
+
+    #[test]
+    fn what_local_validation_would_fix_the_sandbox_rejects() {
+        let mut data = serde_json::Map::new();
+        data.insert("Phone".into(), serde_json::json!("98 7654 3210"));
+        let profile = UploadRecord::Profile(crate::record::ProfileRecord {
+            identifier: Identifier::Identity("1".into()),
+            ts: None,
+            profile_data: data,
+        });
+        let reply = SandboxUploader::answer(&UploadBody { d: vec![profile] });
+        let parsed = reply.body.unwrap();
+        assert_eq!(parsed.status, ResponseStatus::Fail);
+        assert_eq!(parsed.unprocessed[0].code, Some(516));
     }
 
     #[test]
