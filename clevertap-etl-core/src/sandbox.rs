@@ -27,14 +27,17 @@ pub struct SandboxRequest {
     pub reply: UploadReply,
 }
 
-/// The sandbox uploader.
+/// How many requests the sandbox remembers.
+const HISTORY: usize = 1000;
+
+/// The sandbox uploader. It remembers the last 1000 requests or so.
 #[derive(Debug, Default)]
 pub struct SandboxUploader {
     received: Mutex<Vec<SandboxRequest>>,
 }
 
 impl SandboxUploader {
-    /// Every request received so far, oldest first.
+    /// The requests received so far (the latest ones, at most 1000), oldest first.
     pub fn received(&self) -> Vec<SandboxRequest> {
         self.received.lock().map(|r| r.clone()).unwrap_or_default()
     }
@@ -131,6 +134,10 @@ impl Uploader for SandboxUploader {
     ) -> Result<UploadReply, UploadError> {
         let reply = Self::answer(body);
         if let Ok(mut received) = self.received.lock() {
+            if received.len() >= HISTORY {
+                // A long-running sandbox keeps the latest requests, not all of them.
+                received.drain(..HISTORY / 2);
+            }
             received.push(SandboxRequest {
                 account_id: account.account_id.clone(),
                 body: body.clone(),

@@ -125,33 +125,36 @@ fn skipped_failures(plan: &Plan) -> Vec<Failure> {
         .collect()
 }
 
-fn insert_records(
+/// A plan's records as rows to insert: `(account id, record JSON)`, minus those equal to one
+/// in `skip`.
+fn rows_of(plan: &Plan, skip: &[Value]) -> Result<Vec<(String, String)>, SpoolError> {
+    let mut rows = Vec::with_capacity(plan.record_count());
+    for group in &plan.accounts {
+        for planned in &group.records {
+            if !skip.is_empty() && skip.contains(&planned.record.to_value()) {
+                continue;
+            }
+            let text = serde_json::to_string(&planned.record).map_err(corrupt)?;
+            rows.push((group.target.account_id().as_str().to_owned(), text));
+        }
+    }
+    Ok(rows)
+}
+
+fn insert_rows(
     tx: &Transaction<'_>,
     delivery_id: &str,
-    plan: &Plan,
+    rows: &[(String, String)],
+    is_test: bool,
     at: i64,
-    skip: &[Value],
 ) -> Result<(), SpoolError> {
-    let state = if plan.is_test { "test" } else { "pending" };
+    let state = if is_test { "test" } else { "pending" };
     let mut stmt = tx
         .prepare_cached("INSERT INTO records (delivery_id, account_id, record, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)")
         .map_err(db)?;
-    for group in &plan.accounts {
-        for planned in &group.records {
-            let value = planned.record.to_value();
-            if skip.contains(&value) {
-                continue;
-            }
-            let text = serde_json::to_string(&value).map_err(corrupt)?;
-            stmt.execute(params![
-                delivery_id,
-                group.target.account_id().as_str(),
-                text,
-                state,
-                at
-            ])
+    for (account, text) in rows {
+        stmt.execute(params![delivery_id, account, text, state, at])
             .map_err(db)?;
-        }
     }
     Ok(())
 }
@@ -238,8 +241,10 @@ impl Spool for SqliteSpool {
             .map(serde_json::to_string)
             .transpose()
             .map_err(corrupt)?;
-        // The plan is borrowed; the blocking task needs its own copy of what it writes.
-        let plan = delivery.plan.clone();
+        // The plan is borrowed; the blocking task gets the rows it writes (far smaller than a
+        // copy of the plan).
+        let rows = rows_of(delivery.plan, &[])?;
+        let is_test = delivery.plan.is_test;
         let NewDelivery {
             id,
             received_at,
@@ -266,10 +271,10 @@ impl Spool for SqliteSpool {
             }
             tx.execute(
                 "INSERT INTO deliveries (id, received_at, body_hash, target_id, is_test, payload, skipped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![id, received_at.0, body_hash, target_id, plan.is_test, payload, skipped],
+                params![id, received_at.0, body_hash, target_id, is_test, payload, skipped],
             )
             .map_err(db)?;
-            insert_records(&tx, &id, &plan, received_at.0, &[])?;
+            insert_rows(&tx, &id, &rows, is_test, received_at.0)?;
             tx.commit().map_err(db)?;
             let report = report_of(conn, &id)?.ok_or_else(|| SpoolError::Corrupt(format!("delivery {id} vanished")))?;
             Ok(Accepted::Stored(report))
@@ -494,7 +499,7 @@ impl Spool for SqliteSpool {
                     let now: i64 = tx
                         .query_row("SELECT COALESCE(MAX(updated_at), 0) FROM records", [], |r| r.get(0))
                         .map_err(db)?;
-                    insert_records(&tx, &id, plan, now, &processed)?;
+                    insert_rows(&tx, &id, &rows_of(plan, &processed)?, plan.is_test, now)?;
                 }
             }
             tx.commit().map_err(db)?;
