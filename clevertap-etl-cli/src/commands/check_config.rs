@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{auth, credentials, load_config};
+use super::{auth, credentials, emit, load_config};
 use crate::error::CliError;
 
 /// Checks the file, the overrides and every secret source; prints the effective configuration
@@ -19,10 +19,10 @@ pub fn run(config_path: Option<&Path>) -> Result<(), CliError> {
             message: e.to_string(),
         },
     })?;
-    println!(
-        "# effective configuration: file, CLEVERTAP_ETL_* overrides and defaults; secrets redacted"
-    );
-    print!("{text}");
+    emit(&format!(
+        "# effective configuration: file, CLEVERTAP_ETL_* overrides and defaults; secrets redacted
+{text}"
+    ));
     eprintln!("configuration is valid");
     Ok(())
 }

@@ -73,6 +73,27 @@ pub fn credentials(config: &Config, path: Option<&Path>) -> Result<Vec<Credentia
         })
 }
 
+/// Writes a command's output to standard output. A closed pipe (`… | head`) ends the process
+/// quietly instead of panicking like `println!` would.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out.write_all(text.as_bytes()).and_then(|()| {
+        if text.ends_with('\n') {
+            Ok(())
+        } else {
+            out.write_all(b"\n")
+        }
+    });
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(2);
+    }
+}
+
 /// The current time in epoch seconds.
 pub fn now() -> UnixSeconds {
     let secs = SystemTime::now()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clevertap_etl_core::sandbox::SandboxUploader;
 use clevertap_etl_core::Pipeline;
 
-use super::{load_config, now, read_input};
+use super::{emit, load_config, now, read_input};
 use crate::error::CliError;
 
 /// Prints `{"uploads": [{"account_id", "body"}], "skipped": [...]}`, or with `explain` the
@@ -21,12 +21,17 @@ pub fn run(payload: &Path, config_path: Option<&Path>, explain: bool) -> Result<
         source,
     };
     if explain {
-        print!("{}", pipeline.explain(&body, now()).map_err(to_error)?);
+        emit(
+            &pipeline
+                .explain(&body, now())
+                .map_err(to_error)?
+                .to_string(),
+        );
         return Ok(());
     }
     let preview = pipeline.preview(&body, now()).map_err(to_error)?;
     let text =
         serde_json::to_string_pretty(&preview).map_err(|e| CliError::Unreachable(e.to_string()))?;
-    println!("{text}");
+    emit(&text);
     Ok(())
 }

@@ -16,7 +16,7 @@ use clevertap_etl_core::{
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::{credentials, load_config, now};
+use super::{credentials, emit, load_config, now};
 use crate::error::CliError;
 
 /// How `upload` runs.
@@ -242,7 +242,7 @@ impl Run {
         self.report.state = counts.state();
         let text = serde_json::to_string_pretty(&self.report)
             .map_err(|e| CliError::Incomplete(e.to_string()))?;
-        println!("{text}");
+        emit(&text);
         if !self.report.input_errors.is_empty() {
             return Err(CliError::BadInput(format!(
                 "{} line(s) or file(s) could not be read as payloads or profiles (listed in input_errors)",
