@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod guard;
+mod intake;
 mod observe;
 mod support;
 mod webhook;

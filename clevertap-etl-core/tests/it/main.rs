@@ -6,5 +6,6 @@ mod fake;
 mod fixtures;
 mod props;
 mod seed;
+mod spool;
 mod support;
 mod uploader;
