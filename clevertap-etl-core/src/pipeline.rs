@@ -43,6 +43,40 @@ pub enum PipelineError {
 }
 
 /// The configured loop: a transform spec, routing, and a delivery engine.
+///
+/// Cheap to clone (it shares its parts), so a service keeps one and hands clones to its
+/// handlers. [`Pipeline::run`] is the sync mode's whole loop; [`Pipeline::explain`] plans and
+/// uploads nothing.
+///
+/// ```
+/// use std::sync::Arc;
+/// use clevertap_etl_core::sandbox::SandboxUploader;
+/// use clevertap_etl_core::{Config, DeliveryState, Pipeline, UnixSeconds};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let config = Config::from_toml_str(r#"
+///     [[accounts]]
+///     id = "W44-Z4K-K65Z"
+///     passcode_env = "CT_PASSCODE"
+/// "#)?;
+/// // Secrets are resolved with lookups you pass in (here, a fixed one).
+/// let credentials = config.credentials(
+///     |_| Some("the-passcode".to_owned()),
+///     |path| std::fs::read_to_string(path),
+/// )?;
+/// let pipeline = Pipeline::from_config(&config, Arc::new(SandboxUploader::default()), credentials);
+///
+/// let body = br#"{"targetId": 7, "key_values": {"target_account": "W44-Z4K-K65Z"},
+///     "profiles": [{"objectId": "__1", "profileData": {"city": "Pune"}}]}"#;
+/// let preview = pipeline.preview(body, UnixSeconds(0))?; // what would be sent
+/// assert_eq!(preview.uploads[0].body.d.len(), 2);
+/// let report = pipeline.run(body, "delivery-1".into(), UnixSeconds(0)).await?;
+/// assert_eq!(report.state, DeliveryState::Delivered);
+/// assert!(report.counts.is_consistent());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     spec: Arc<TransformSpec>,
