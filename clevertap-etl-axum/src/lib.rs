@@ -25,6 +25,7 @@
 mod auth;
 mod error;
 mod metrics;
+mod openapi;
 mod routes;
 
 use std::future::Future;
@@ -39,6 +40,7 @@ use tokio::net::TcpListener;
 
 pub use crate::error::ApiError;
 pub use crate::metrics::Metrics;
+pub use crate::openapi::document as openapi;
 
 /// The service's limits and authentication.
 #[derive(Debug, Clone)]
@@ -138,6 +140,7 @@ impl AppState {
 ///   `POST /v1/deliveries/{id}/retry?remap=true`: the spool's deliveries (with an intake).
 /// - `GET /healthz`: liveness. `GET /readyz`: readiness (503 while the spool is not writable or
 ///   CleverTap refuses an account's credentials). `GET /metrics`: Prometheus metrics.
+/// - `GET /openapi.json`: the OpenAPI 3 document of these routes (see [`openapi()`]).
 ///
 /// The webhook and `/v1` routes require the configured authentication; the others are open.
 pub fn app(state: AppState) -> Router {

@@ -181,6 +181,7 @@ impl Pipeline {
 /// A payload explained: the request bodies it would send (`uploads`, `skipped`, as in
 /// [`Preview`]) and, per input profile, its records with their verdicts (`explanation`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Explained {
     /// The request bodies and skipped records.
     #[serde(flatten)]
@@ -213,6 +214,7 @@ impl std::fmt::Display for Explained {
 
 /// What a plan would send, request by request: the `transform` command's output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Preview {
     /// One entry per request body.
     pub uploads: Vec<PreviewUpload>,
@@ -222,8 +224,10 @@ pub struct Preview {
 
 /// One request body of a [`Preview`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewUpload {
     /// The account it goes to.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub account_id: AccountId,
     /// The body, as sent.
     pub body: UploadBody,
@@ -231,6 +235,7 @@ pub struct PreviewUpload {
 
 /// One skipped record of a [`Preview`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewSkipped {
     /// The record, or what is known of it.
     pub record: Value,

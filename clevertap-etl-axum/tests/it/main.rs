@@ -3,5 +3,6 @@
 
 mod guard;
 mod observe;
+mod openapi;
 mod support;
 mod webhook;
