@@ -148,6 +148,60 @@ mod tests {
         assert_eq!(synced["evtData"]["Mapping Version"], 2);
     }
 
+    /// The ```toml blocks of the docs, each parsed on its own.
+    #[test]
+    fn toml_snippets_in_the_docs_parse() {
+        for (doc, text) in [
+            (
+                "docs/configuration.md",
+                include_str!("../docs/configuration.md"),
+            ),
+            ("docs/operations.md", include_str!("../docs/operations.md")),
+            ("README.md", include_str!("../README.md")),
+        ] {
+            let mut blocks = 0;
+            for block in text.split("```toml").skip(1) {
+                let snippet = block.split("```").next().unwrap();
+                if let Err(e) = Config::from_toml_str(snippet) {
+                    panic!("{doc}: {e}\n{snippet}");
+                }
+                blocks += 1;
+            }
+            assert!(blocks > 0, "{doc} has no toml block");
+        }
+    }
+
+    /// The override example of `docs/configuration.md`, applied to `minimal.toml`.
+    #[test]
+    fn env_override_example_in_the_docs_applies() {
+        let doc = include_str!("../docs/configuration.md");
+        let section = doc.split("## Environment overrides").nth(1).unwrap();
+        let block = section
+            .split("```sh")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let vars: Vec<(String, String)> = block
+            .lines()
+            .map(|l| l.split('#').next().unwrap().trim())
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        assert!(vars.len() >= 5, "{vars:?}");
+        let c = Config::from_toml_str_with_env(configs::MINIMAL, vars).unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:8080");
+        assert_eq!(c.server.log_format, LogFormat::Json);
+        assert_eq!(c.delivery.batch_size, 500);
+        assert_eq!(c.accounts.len(), 2);
+        assert_eq!(c.accounts[0].passcode_env.as_deref(), Some("CT_PASSCODE"));
+        assert_eq!(c.transform.validation.phone, OnBreach::Reject);
+    }
+
     #[test]
     fn sandbox_config_is_sync_and_names_the_bundled_payloads_account() {
         let c = Config::from_toml_str(configs::SANDBOX).unwrap();
