@@ -6,7 +6,30 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use clevertap_etl_core::{PipelineError, TransformError};
-use serde_json::json;
+use serde::Serialize;
+
+/// Every error answer's body: `{"error": {"code", "message", "path"}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The `error` object of an [`ErrorBody`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// A stable code: `invalid_payload`, `unreadable_body`, `invalid_query`, `unauthorized`,
+    /// `no_delivery`, `not_found`, `payload_too_large`, `unsupported_media_type`,
+    /// `unknown_account`, `no_account`, `invalid_account`, `unprocessable`, `overloaded`,
+    /// `timeout`, `backpressure`, `spool_unavailable`.
+    #[schema(example = "invalid_payload")]
+    pub code: &'static str,
+    /// What went wrong, in words.
+    pub message: String,
+    /// The JSON path of the fault in the request body, when there is one.
+    #[schema(example = "profiles[0].profileData")]
+    pub path: Option<String>,
+}
 
 /// An error answer.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +125,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, path) = self.parts();
-        let body = json!({"error": {"code": code, "message": self.to_string(), "path": path}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+                path: path.map(str::to_owned),
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match self {

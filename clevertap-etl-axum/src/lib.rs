@@ -6,25 +6,56 @@
 //! What it does: receives CleverTap webhook calls on `POST /webhooks/clevertap`, hands the body
 //! to the core [`Pipeline`], and answers with the delivery report; authenticates callers (HTTP
 //! Basic and/or a bearer token); bounds body size, time and concurrency; serves `/healthz`,
-//! `/readyz` and Prometheus `/metrics`; translates core errors into HTTP answers. What it does
-//! not do: decide anything about records. Every rule lives in `clevertap-etl-core`; this crate
-//! is glue.
+//! `/readyz` and Prometheus `/metrics`, and its OpenAPI document at `/openapi.json`
+//! ([`openapi()`]); translates core errors into HTTP answers. What it does not do: decide
+//! anything about records (every rule lives in `clevertap-etl-core`; this crate is glue), read
+//! configuration files or the environment (the caller builds the [`Pipeline`] and
+//! [`ServiceSettings`]), or run the spool's worker (the caller runs
+//! `clevertap_etl_core::spool::Worker` beside the server when it passes an intake).
+//!
+//! Mounted under a prefix, driven in-process (no socket) with the sandbox uploader; the
+//! `mount_router` example does the same over TCP inside a host app with its own middleware:
 //!
 //! ```
 //! use std::sync::Arc;
+//! use axum::body::Body;
+//! use axum::http::{Request, StatusCode};
 //! use clevertap_etl_axum::{app, AppState};
-//! use clevertap_etl_core::{Deliverer, DeliverySettings, Pipeline, Routing, TransformSpec};
 //! use clevertap_etl_core::sandbox::SandboxUploader;
+//! use clevertap_etl_core::{
+//!     Credentials, Deliverer, DeliverySettings, Passcode, Pipeline, Routing, TransformSpec,
+//! };
+//! use http_body_util::BodyExt;
+//! use tower::ServiceExt;
 //!
-//! let deliverer = Deliverer::new(Arc::new(SandboxUploader::default()), [], DeliverySettings::default());
-//! let pipeline = Pipeline::new(TransformSpec::default(), Routing::default(), Arc::new(deliverer));
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! let account = Credentials { account_id: "W44-Z4K-K65Z".try_into()?, passcode: Passcode::new("p") };
+//! let routing = Routing { accounts: vec![account.account_id.clone()], ..Routing::default() };
+//! let uploader = Arc::new(SandboxUploader::default());
+//! let deliverer = Deliverer::new(uploader, [account], DeliverySettings::default());
+//! // No intake (spool): sync mode, the answer is the final report.
+//! let pipeline = Pipeline::new(TransformSpec::default(), routing, Arc::new(deliverer));
 //! let router: axum::Router = axum::Router::new().nest("/etl", app(AppState::new(pipeline)));
-//! # let _ = router;
+//!
+//! let body = r#"{"profiles": [{"objectId": "__1", "profileData": {"city": "Pune"}}]}"#;
+//! let request = Request::post("/etl/webhooks/clevertap")
+//!     .header("content-type", "application/json")
+//!     .body(Body::from(body))?;
+//! let response = router.oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! let report: serde_json::Value =
+//!     serde_json::from_slice(&response.into_body().collect().await?.to_bytes())?;
+//! assert_eq!(report["state"], "delivered"); // a profile and an event, in the first account
+//! assert_eq!(report["counts"]["processed"], 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod auth;
 mod error;
 mod metrics;
+mod openapi;
 mod routes;
 
 use std::future::Future;
@@ -39,6 +70,7 @@ use tokio::net::TcpListener;
 
 pub use crate::error::ApiError;
 pub use crate::metrics::Metrics;
+pub use crate::openapi::document as openapi;
 
 /// The service's limits and authentication.
 #[derive(Debug, Clone)]
@@ -138,6 +170,7 @@ impl AppState {
 ///   `POST /v1/deliveries/{id}/retry?remap=true`: the spool's deliveries (with an intake).
 /// - `GET /healthz`: liveness. `GET /readyz`: readiness (503 while the spool is not writable or
 ///   CleverTap refuses an account's credentials). `GET /metrics`: Prometheus metrics.
+/// - `GET /openapi.json`: the OpenAPI 3 document of these routes (see [`openapi()`]).
 ///
 /// The webhook and `/v1` routes require the configured authentication; the others are open.
 pub fn app(state: AppState) -> Router {

@@ -36,7 +36,8 @@ pub(crate) fn router(state: AppState) -> Router {
     let open = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(crate::openapi::serve_document));
     let shed = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(overloaded))
         .load_shed()

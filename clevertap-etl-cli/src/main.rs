@@ -1,6 +1,23 @@
 //! The `clevertap-etl` binary: a thin adapter over `clevertap-etl-core` and
 //! `clevertap-etl-axum`. It parses arguments, reads files and the environment, and maps errors
 //! to exit codes; every rule about records lives in the core.
+//!
+//! What it does: `demo` (the whole loop against the in-process sandbox), `transform` (what a
+//! payload would upload, with `--explain`), `serve` (the webhook service, with the spool
+//! worker in async mode), `upload` (backfill files through the delivery engine), `send`
+//! (play CleverTap's webhook sender) and `check-config` (validate and print the effective
+//! configuration, secrets redacted). `clevertap-etl --help` and `clevertap-etl COMMAND --help`
+//! list every flag.
+//!
+//! What it does not do: decide anything about records (the core does), or serve HTTP itself
+//! (the axum crate's `Router` does). It is the only place that knows clap, files, environment
+//! variables (`CLEVERTAP_ETL_CONFIG`, `CLEVERTAP_ETL_LISTEN`, `RUST_LOG` and the
+//! `CLEVERTAP_ETL_<SECTION>__<KEY>` overrides) and exit codes: `0` everything planned was
+//! processed, `1` some records were rejected or are dead, `2` bad input or configuration,
+//! `3` CleverTap unreachable or refusing the credentials.
+//!
+//! To embed the loop in another Rust service, depend on the library crates instead: see
+//! `examples/` and `docs/`.
 
 mod cli;
 mod commands;

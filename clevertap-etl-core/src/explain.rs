@@ -17,6 +17,7 @@ use crate::validate::{Fix, Rule};
 
 /// A whole plan, explained per input profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Explanation {
     /// The campaign id the payload carried.
     pub target_id: Option<Value>,
@@ -30,6 +31,7 @@ pub struct Explanation {
 
 /// Totals of an [`Explanation`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExplainCounts {
     /// Input profiles.
     pub profiles: usize,
@@ -43,6 +45,7 @@ pub struct ExplainCounts {
 
 /// What one input profile became.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileExplanation {
     /// Index in the payload's `profiles`.
     pub index: usize,
@@ -56,6 +59,7 @@ pub struct ProfileExplanation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// The account its records go to (`None` when it produced no record).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub account: Option<AccountId>,
     /// Its records: the ones to send, then the rejected ones. Empty when the campaign turned
     /// both uploads off.
@@ -64,6 +68,7 @@ pub struct ProfileExplanation {
 
 /// One record and its verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordExplanation {
     /// `profile`, `event`, or `none` when no record could be built (no identifier).
     pub kind: RecordKind,
@@ -89,6 +94,7 @@ pub struct RecordExplanation {
 
 /// The kind of an explained record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RecordKind {
     /// A profile record.
@@ -101,6 +107,7 @@ pub enum RecordKind {
 
 /// Whether a record will be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// It is in the plan.

@@ -43,6 +43,40 @@ pub enum PipelineError {
 }
 
 /// The configured loop: a transform spec, routing, and a delivery engine.
+///
+/// Cheap to clone (it shares its parts), so a service keeps one and hands clones to its
+/// handlers. [`Pipeline::run`] is the sync mode's whole loop; [`Pipeline::explain`] plans and
+/// uploads nothing.
+///
+/// ```
+/// use std::sync::Arc;
+/// use clevertap_etl_core::sandbox::SandboxUploader;
+/// use clevertap_etl_core::{Config, DeliveryState, Pipeline, UnixSeconds};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let config = Config::from_toml_str(r#"
+///     [[accounts]]
+///     id = "W44-Z4K-K65Z"
+///     passcode_env = "CT_PASSCODE"
+/// "#)?;
+/// // Secrets are resolved with lookups you pass in (here, a fixed one).
+/// let credentials = config.credentials(
+///     |_| Some("the-passcode".to_owned()),
+///     |path| std::fs::read_to_string(path),
+/// )?;
+/// let pipeline = Pipeline::from_config(&config, Arc::new(SandboxUploader::default()), credentials);
+///
+/// let body = br#"{"targetId": 7, "key_values": {"target_account": "W44-Z4K-K65Z"},
+///     "profiles": [{"objectId": "__1", "profileData": {"city": "Pune"}}]}"#;
+/// let preview = pipeline.preview(body, UnixSeconds(0))?; // what would be sent
+/// assert_eq!(preview.uploads[0].body.d.len(), 2);
+/// let report = pipeline.run(body, "delivery-1".into(), UnixSeconds(0)).await?;
+/// assert_eq!(report.state, DeliveryState::Delivered);
+/// assert!(report.counts.is_consistent());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     spec: Arc<TransformSpec>,
@@ -148,6 +182,7 @@ impl Pipeline {
 /// A payload explained: the request bodies it would send (`uploads`, `skipped`, as in
 /// [`Preview`]) and, per input profile, its records with their verdicts (`explanation`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Explained {
     /// The request bodies and skipped records.
     #[serde(flatten)]
@@ -180,6 +215,7 @@ impl std::fmt::Display for Explained {
 
 /// What a plan would send, request by request: the `transform` command's output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Preview {
     /// One entry per request body.
     pub uploads: Vec<PreviewUpload>,
@@ -189,8 +225,10 @@ pub struct Preview {
 
 /// One request body of a [`Preview`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewUpload {
     /// The account it goes to.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub account_id: AccountId,
     /// The body, as sent.
     pub body: UploadBody,
@@ -198,6 +236,7 @@ pub struct PreviewUpload {
 
 /// One skipped record of a [`Preview`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewSkipped {
     /// The record, or what is known of it.
     pub record: Value,

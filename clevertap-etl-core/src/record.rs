@@ -112,8 +112,10 @@ impl UploadRecord {
 
 /// The body of one Upload API request: `{"d": [record, ...]}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadBody {
     /// The records, at most 1000.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub d: Vec<UploadRecord>,
 }
 

@@ -8,6 +8,7 @@ use crate::transform::Plan;
 
 /// The overall state of one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
     /// Every planned record was processed by CleverTap.
@@ -24,6 +25,7 @@ pub enum DeliveryState {
 
 /// Record counts. Invariant: `planned = processed + rejected + skipped + pending + dead`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Counts {
     /// Records the transform produced, the skipped ones included.
     pub planned: u64,
@@ -61,6 +63,7 @@ impl Counts {
 
 /// The stage at which a record failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     /// The transform or offline validation would not send it.
@@ -71,6 +74,7 @@ pub enum Stage {
 
 /// One record that was not processed, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Failure {
     /// Where it failed.
     pub stage: Stage,
@@ -86,6 +90,7 @@ pub struct Failure {
 
 /// What became of one webhook's records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryReport {
     /// The delivery's id.
     pub delivery_id: String,

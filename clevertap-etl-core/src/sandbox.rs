@@ -30,7 +30,32 @@ pub struct SandboxRequest {
 /// How many requests the sandbox remembers.
 const HISTORY: usize = 1000;
 
-/// The sandbox uploader. It remembers the last 1000 requests or so.
+/// The sandbox uploader: an [`Uploader`] that answers like CleverTap's Upload
+/// API, in process, and remembers the last 1000 or so requests it received. Any account and
+/// passcode are accepted.
+///
+/// ```
+/// use clevertap_etl_core::record::ResponseStatus;
+/// use clevertap_etl_core::sandbox::SandboxUploader;
+/// use clevertap_etl_core::{Credentials, Passcode, UploadBody, UploadRecord, Uploader};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let body: UploadBody = serde_json::from_value(serde_json::json!({"d": [
+///     {"type": "profile", "objectId": "__1", "profileData": {"city": "Pune"}},
+///     {"type": "event", "objectId": "__1", "evtName": "App Launched", "evtData": {}}
+/// ]}))?;
+/// let sandbox = SandboxUploader::default();
+/// let account = Credentials { account_id: "W44-Z4K-K65Z".try_into()?, passcode: Passcode::new("any") };
+/// let reply = sandbox.upload(&account, &body).await?;
+/// let response = reply.body.expect("the sandbox always answers JSON");
+/// assert_eq!(reply.status, 200);
+/// assert_eq!(response.status, ResponseStatus::Partial);
+/// assert_eq!(response.unprocessed[0].code, Some(513)); // a restricted system event
+/// assert_eq!(sandbox.received().len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct SandboxUploader {
     received: Mutex<Vec<SandboxRequest>>,

@@ -22,6 +22,7 @@ use crate::spec::{parse_yes_no, OnBreach, ValidationSettings};
 
 /// One of CleverTap's rules (or a mapping step that could not be carried out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Rule {
@@ -122,6 +123,7 @@ impl FixAction {
 
 /// One change made to a record so that it could be sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fix {
     /// The rule that asked for it.
     pub rule: Rule,
@@ -137,6 +139,7 @@ pub struct Fix {
 
 /// What a [`Fix`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FixAction {

@@ -4,5 +4,6 @@
 mod guard;
 mod intake;
 mod observe;
+mod openapi;
 mod support;
 mod webhook;

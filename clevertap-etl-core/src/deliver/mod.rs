@@ -135,6 +135,40 @@ pub struct FailingAccount {
 
 /// Sends plans to CleverTap. Share one (via `Arc`) between all callers: the per-account
 /// concurrency limits and the failing accounts live here.
+///
+/// ```
+/// use std::sync::Arc;
+/// use clevertap_etl_core::sandbox::SandboxUploader;
+/// use clevertap_etl_core::{
+///     transform, Credentials, Deliverer, DeliveryReport, DeliverySettings, DeliveryState,
+///     Passcode, Routing, TransformSpec, UnixSeconds, WebhookPayload,
+/// };
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// // The configured accounts' credentials; records for others are rejected unsent.
+/// let account = Credentials {
+///     account_id: "W44-Z4K-K65Z".try_into()?,
+///     passcode: Passcode::new("from-your-secret-store"),
+/// };
+/// // HttpUploader in production; the in-process sandbox here.
+/// let sandbox = Arc::new(SandboxUploader::default());
+/// let settings = DeliverySettings { max_concurrency: 3, ..DeliverySettings::default() };
+/// let deliverer = Deliverer::new(sandbox.clone(), [account.clone()], settings);
+///
+/// let payload = WebhookPayload::from_slice(br#"{"key_values": {"target_account": "W44-Z4K-K65Z"},
+///     "profiles": [{"objectId": "__1", "profileData": {"city": "Pune"}, "event_properties": {"n": 1}}]}"#)?;
+/// let routing = Routing { accounts: vec![account.account_id], ..Routing::default() };
+/// let plan = transform(&payload, &TransformSpec::default(), &routing, UnixSeconds(0))?;
+///
+/// let outcomes = deliverer.deliver(&plan).await; // one per planned record, in plan order
+/// let report = DeliveryReport::build("d-1".into(), &plan, &outcomes);
+/// assert_eq!(report.state, DeliveryState::Delivered);
+/// assert_eq!(report.counts.processed, 2);
+/// assert_eq!(sandbox.received().len(), 1, "profile and event share one request");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Deliverer {
     uploader: Arc<dyn Uploader>,
     accounts: HashMap<AccountId, Credentials>,

@@ -79,6 +79,7 @@ pub struct Claimed {
 
 /// One row of a deliveries listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliverySummary {
     /// The delivery's id.
     pub delivery_id: String,
@@ -92,6 +93,7 @@ pub struct DeliverySummary {
 
 /// Which deliveries a listing shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum StateFilter {
     /// Deliveries with records still waiting.
