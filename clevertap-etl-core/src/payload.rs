@@ -333,7 +333,12 @@ impl<'de> Deserialize<'de> for NullableObject {
 }
 
 /// A string-ish identifier: a string, or a number written as its decimal text; `null` is none.
+/// A number that an `f64` cannot hold exactly (2^53 or more, past the 64-bit integers) is
+/// refused rather than rounded.
 struct Scalar(Option<String>);
+
+/// 2^53: from here on, not every integer has an exact `f64`.
+const MAX_EXACT_F64: f64 = 9_007_199_254_740_992.0;
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -356,6 +361,15 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar(Some(v.to_string())))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                // From 2^53 on, a number may have lost digits on its way to an f64 (an
+                // integer past u64::MAX, or one written with an exponent): its text would not
+                // be the identifier that was sent, and two profiles could merge into one.
+                if v.abs() >= MAX_EXACT_F64 {
+                    return Err(E::invalid_value(
+                        de::Unexpected::Float(v),
+                        &"a string, or a number below 2^53 (send larger identifiers as strings)",
+                    ));
+                }
                 Ok(Scalar(Some(v.to_string())))
             }
             fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
@@ -455,6 +469,28 @@ mod tests {
         for (body, path) in cases {
             let err = WebhookPayload::from_slice(body).unwrap_err();
             assert_eq!(err.path, path, "{err}");
+        }
+    }
+
+    #[test]
+    fn numeric_identifiers_are_kept_exactly_or_refused() {
+        let p = WebhookPayload::from_slice(
+            br#"{"profiles": [{"identity": 18446744073709551615, "objectId": -7, "email": 1.5}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.profiles[0].identity.as_deref(),
+            Some("18446744073709551615")
+        );
+        assert_eq!(p.profiles[0].object_id.as_deref(), Some("-7"));
+        assert_eq!(p.profiles[0].email.as_deref(), Some("1.5"));
+        // 2^64 + 1 only fits an f64 rounded: refused, not sent as "18446744073709552000".
+        for body in [
+            &br#"{"profiles": [{"identity": 18446744073709551617}]}"#[..],
+            br#"{"profiles": [{"identity": 1e20}]}"#,
+        ] {
+            let err = WebhookPayload::from_slice(body).unwrap_err();
+            assert_eq!(err.path, "profiles[0].identity", "{err}");
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod deliver;
 mod fake;
+mod faults;
 mod fixtures;
 mod props;
 mod seed;
