@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use clevertap_etl_core::{
-    Counts, Credentials, Deliverer, UploadBody, UploadError, UploadReply, Uploader,
+    Counts, Credentials, Deliverer, RecordOutcome, UploadBody, UploadError, UploadReply, Uploader,
 };
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -155,6 +155,20 @@ impl Metrics {
                     .inc_by(n);
             }
         }
+    }
+
+    /// Counts records by outcome as the background worker settles them (async mode).
+    pub fn outcomes(&self, outcomes: &[RecordOutcome]) {
+        let mut counts = Counts::default();
+        for o in outcomes {
+            match o {
+                RecordOutcome::Processed => counts.processed += 1,
+                RecordOutcome::Rejected { .. } => counts.rejected += 1,
+                RecordOutcome::Dead { .. } => counts.dead += 1,
+                RecordOutcome::Pending => {}
+            }
+        }
+        self.records(&counts);
     }
 
     /// Brings the gauges that are read, not counted, up to date: the engine's retries and

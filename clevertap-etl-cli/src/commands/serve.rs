@@ -115,13 +115,14 @@ impl Service {
     ) -> Self {
         let metrics = Metrics::new();
         let pipeline = Pipeline::from_config(config, metrics.instrument(uploader), creds);
-        let mut state = AppState::new(pipeline.clone()).with_metrics(metrics);
+        let mut state = AppState::new(pipeline.clone()).with_metrics(metrics.clone());
         let worker = spool.map(|spool| {
             let worker = Worker::new(
                 Arc::clone(&spool),
                 Arc::clone(pipeline.deliverer()),
                 config.worker_settings(),
-            );
+            )
+            .with_observer(Arc::new(move |outcomes| metrics.outcomes(outcomes)));
             state = state.clone().with_intake(Intake::new(
                 spool,
                 worker.clone(),

@@ -119,6 +119,19 @@ async fn serve_sandbox_needs_no_config_and_reports_through_the_deliveries_api() 
         .await
         .unwrap();
     assert_eq!(list["deliveries"][0]["delivery_id"], answer["delivery_id"]);
+    // The worker's outcomes reach the metrics too (the profile record was processed).
+    let metrics = client()
+        .get(format!("{}/metrics", service.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("clevertap_etl_records_total{outcome=\"processed\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// Polls a delivery until the worker has settled it.

@@ -265,7 +265,12 @@ impl Deliverer {
             .iter()
             .map(|p| vec![RecordOutcome::Pending; p.record_count()])
             .collect();
-        let results = join_all(groups.iter().map(|g| self.deliver_to(g.target, &g.records))).await;
+        let results = join_all(
+            groups
+                .iter()
+                .map(|g| self.deliver_to(g.target, &g.records, None)),
+        )
+        .await;
         for (group, outcomes) in groups.iter().zip(results) {
             for ((p, i), outcome) in group.keys.iter().zip(outcomes) {
                 out[*p][*i] = outcome;
@@ -285,18 +290,48 @@ impl Deliverer {
         jobs: Vec<Job<K>>,
     ) -> Vec<(K, RecordOutcome)> {
         let records: Vec<&UploadRecord> = jobs.iter().map(|j| &j.record).collect();
-        let outcomes = self.deliver_to(target, &records).await;
+        let outcomes = self.deliver_to(target, &records, None).await;
+        jobs.into_iter().map(|j| j.key).zip(outcomes).collect()
+    }
+
+    /// [`Deliverer::deliver_jobs`], also telling `on_settled` about records that settle while
+    /// others of their request are still being retried: after a `partial` answer, the records
+    /// CleverTap processed or rejected are reported at once, before the 555 records' retry.
+    /// A spool stores them right away, so a crash during the retry cannot re-send them. The
+    /// returned list still holds every job's outcome, those already reported included.
+    pub async fn deliver_jobs_reporting<K: Clone + Send + Sync>(
+        &self,
+        target: &Target,
+        jobs: Vec<Job<K>>,
+        on_settled: &(dyn Fn(Vec<(K, RecordOutcome)>) + Send + Sync),
+    ) -> Vec<(K, RecordOutcome)> {
+        let records: Vec<&UploadRecord> = jobs.iter().map(|j| &j.record).collect();
+        let keys: Vec<K> = jobs.iter().map(|j| j.key.clone()).collect();
+        let sink = |settled: &[(usize, RecordOutcome)]| {
+            on_settled(
+                settled
+                    .iter()
+                    .map(|(i, o)| (keys[*i].clone(), o.clone()))
+                    .collect(),
+            );
+        };
+        let outcomes = self.deliver_to(target, &records, Some(&sink)).await;
         jobs.into_iter().map(|j| j.key).zip(outcomes).collect()
     }
 
     /// Delivers records to one target; one outcome per record, in order.
-    async fn deliver_to(&self, target: &Target, records: &[&UploadRecord]) -> Vec<RecordOutcome> {
+    async fn deliver_to(
+        &self,
+        target: &Target,
+        records: &[&UploadRecord],
+        on_settled: Option<&Settled<'_>>,
+    ) -> Vec<RecordOutcome> {
         let credentials = match target {
             Target::FromPayload(c) => Some(c),
             Target::Configured(id) => self.accounts.get(id),
         };
         match credentials {
-            Some(c) => self.deliver_records(c, records).await,
+            Some(c) => self.deliver_records(c, records, on_settled).await,
             None => {
                 let reason = format!("no passcode configured for account {}", target.account_id());
                 vec![RecordOutcome::Rejected { code: None, reason }; records.len()]
@@ -382,6 +417,7 @@ impl Deliverer {
         &self,
         credentials: &Credentials,
         records: &[&UploadRecord],
+        on_settled: Option<&Settled<'_>>,
     ) -> Vec<RecordOutcome> {
         let items: Vec<Item> = records
             .iter()
@@ -399,7 +435,7 @@ impl Deliverer {
         let results = join_all(
             batches
                 .into_iter()
-                .map(|batch| self.send_batch(credentials, &governor, records, batch)),
+                .map(|batch| self.send_batch(credentials, &governor, records, batch, on_settled)),
         )
         .await;
         let mut outcomes = vec![RecordOutcome::Pending; records.len()];
@@ -416,6 +452,7 @@ impl Deliverer {
         governor: &Arc<Governor>,
         records: &[&UploadRecord],
         batch: Vec<usize>,
+        on_settled: Option<&Settled<'_>>,
     ) -> Vec<(usize, RecordOutcome)> {
         let started = tokio::time::Instant::now();
         let mut pending = batch;
@@ -476,11 +513,15 @@ impl Deliverer {
                 RetryAction::RetryAll(retry) => retry,
                 RetryAction::RetrySome { outcomes, retry } => {
                     let mut again = Vec::new();
+                    let settled_before = done.len();
                     for (i, outcome) in pending.into_iter().zip(outcomes) {
                         match outcome {
                             Some(o) => done.push((i, o)),
                             None => again.push(i),
                         }
+                    }
+                    if let Some(sink) = on_settled {
+                        sink(&done[settled_before..]);
                     }
                     pending = again;
                     retry
@@ -555,6 +596,33 @@ impl Deliverer {
             }
         }
     }
+}
+
+/// Told about records (by index) that settled before the rest of their request.
+type Settled<'a> = dyn Fn(&[(usize, RecordOutcome)]) + Send + Sync + 'a;
+
+/// Groups jobs for one account into the requests the engine will send: profiles first, at most
+/// `batch_size` records and `max_body_bytes` bytes each. Passing each group to
+/// [`Deliverer::deliver_jobs`] on its own makes every call exactly one request (plus its
+/// retries), so a caller can store each request's outcomes as soon as it is answered.
+pub fn pack_jobs<K>(jobs: Vec<Job<K>>, settings: &DeliverySettings) -> Vec<Vec<Job<K>>> {
+    let items: Vec<Item> = jobs
+        .iter()
+        .map(|j| Item {
+            profile: j.record.is_profile(),
+            bytes: serialized_len(&j.record),
+        })
+        .collect();
+    let batches = pack(
+        &items,
+        settings.batch_size.clamp(1, MAX_BATCH_SIZE),
+        settings.max_body_bytes,
+    );
+    let mut slots: Vec<Option<Job<K>>> = jobs.into_iter().map(Some).collect();
+    batches
+        .into_iter()
+        .map(|batch| batch.into_iter().filter_map(|i| slots[i].take()).collect())
+        .collect()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use self::intake::{Intake, IntakeSettings};
 pub use self::redact::redact_secrets;
 pub use self::sqlite::SqliteSpool;
-pub use self::worker::{Worker, WorkerSettings};
+pub use self::worker::{OutcomeObserver, Worker, WorkerSettings};
 use crate::account::AccountId;
 use crate::record::UploadRecord;
 use crate::report::{DeliveryReport, DeliveryState, RecordOutcome};

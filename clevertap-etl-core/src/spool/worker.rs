@@ -1,6 +1,6 @@
 //! The background worker: drains the spool through the delivery engine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use super::{Claimed, Spool, SpoolError};
 use crate::account::AccountId;
-use crate::deliver::{Deliverer, Job};
+use crate::deliver::{pack_jobs, Deliverer, Job};
 use crate::report::RecordOutcome;
 use crate::transform::{Target, UnixSeconds};
 
@@ -37,6 +37,12 @@ impl Default for WorkerSettings {
     }
 }
 
+/// A function told about stored outcomes.
+type ObserveFn = dyn Fn(&[RecordOutcome]) + Send + Sync;
+
+/// Told about every stored outcome (for metrics).
+pub type OutcomeObserver = Arc<ObserveFn>;
+
 /// Drains a spool. Cheap to clone; [`Worker::wake`] nudges it after new work arrives.
 #[derive(Clone)]
 pub struct Worker {
@@ -44,6 +50,7 @@ pub struct Worker {
     deliverer: Arc<Deliverer>,
     settings: WorkerSettings,
     wake: Arc<Notify>,
+    observer: Option<OutcomeObserver>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -69,7 +76,15 @@ impl Worker {
             deliverer,
             settings,
             wake: Arc::new(Notify::new()),
+            observer: None,
         }
+    }
+
+    /// Calls `observer` with the outcomes of each request once they are stored.
+    #[must_use]
+    pub fn with_observer(mut self, observer: OutcomeObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Tells the worker there is new work.
@@ -124,31 +139,30 @@ impl Worker {
         for c in claimed {
             by_account.entry(c.account_id.clone()).or_default().push(c);
         }
-        let batch = self.deliverer.settings().batch_size.max(1);
         let mut tasks = tokio::task::JoinSet::new();
         for (account, records) in by_account {
             let target = Target::Configured(account);
-            let mut records = records.into_iter().peekable();
-            while records.peek().is_some() {
-                let jobs: Vec<Job<i64>> = records
-                    .by_ref()
-                    .take(batch)
-                    .map(|c| Job {
-                        key: c.id,
-                        record: c.record,
-                    })
-                    .collect();
-                let (deliverer, spool, target) = (
+            let jobs: Vec<Job<i64>> = records
+                .into_iter()
+                .map(|c| Job {
+                    key: c.id,
+                    record: c.record,
+                })
+                .collect();
+            // One task per request: its outcomes are stored as soon as it is answered.
+            for request in pack_jobs(jobs, self.deliverer.settings()) {
+                let (deliverer, spool, target, observer) = (
                     Arc::clone(&self.deliverer),
                     Arc::clone(&self.spool),
                     target.clone(),
+                    self.observer.clone(),
                 );
                 tasks.spawn(async move {
-                    let outcomes: Vec<(i64, RecordOutcome)> =
-                        deliverer.deliver_jobs(&target, jobs).await;
-                    // Stored as soon as this request is answered: a processed record is never
-                    // claimed again, even if the process dies in the next instant.
-                    spool.complete(now(), &outcomes).await
+                    let store = Store {
+                        spool: &*spool,
+                        observer: observer.as_deref(),
+                    };
+                    deliver_request(&deliverer, store, &target, request).await
                 });
             }
         }
@@ -178,6 +192,58 @@ impl Worker {
             Ok(n) => tracing::info!(pruned = n, "finished deliveries past retention were pruned"),
             Err(e) => tracing::warn!(error = %e, "pruning the spool failed"),
         }
+    }
+}
+
+/// Delivers one request's records and stores their outcomes: those that settle early (the
+/// processed and rejected records of a `partial` answer, while its 555 records are retried) at
+/// once, the rest when the request is done. A processed record is never left `sending`, so a
+/// crash cannot send it again.
+async fn deliver_request(
+    deliverer: &Deliverer,
+    store: Store<'_>,
+    target: &Target,
+    jobs: Vec<Job<i64>>,
+) -> Result<(), SpoolError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<(i64, RecordOutcome)>>();
+    let sink = move |settled: Vec<(i64, RecordOutcome)>| {
+        // The receiver outlives the delivery: a send cannot fail while it matters.
+        let _ = tx.send(settled);
+    };
+    let delivery = deliverer.deliver_jobs_reporting(target, jobs, &sink);
+    tokio::pin!(delivery);
+    let mut stored = HashSet::new();
+    let outcomes = loop {
+        tokio::select! {
+            Some(early) = rx.recv() => {
+                store.complete(&early).await?;
+                stored.extend(early.iter().map(|(id, _)| *id));
+            }
+            outcomes = &mut delivery => break outcomes,
+        }
+    };
+    let rest: Vec<(i64, RecordOutcome)> = outcomes
+        .into_iter()
+        .filter(|(id, _)| !stored.contains(id))
+        .collect();
+    store.complete(&rest).await
+}
+
+/// Where a request's outcomes go: the spool, then the observer.
+#[derive(Clone, Copy)]
+struct Store<'a> {
+    spool: &'a dyn Spool,
+    observer: Option<&'a ObserveFn>,
+}
+
+impl Store<'_> {
+    async fn complete(self, outcomes: &[(i64, RecordOutcome)]) -> Result<(), SpoolError> {
+        self.spool.complete(now(), outcomes).await?;
+        if let Some(observe) = self.observer {
+            let list: Vec<RecordOutcome> = outcomes.iter().map(|(_, o)| o.clone()).collect();
+            observe(&list);
+        }
+        Ok(())
     }
 }
 

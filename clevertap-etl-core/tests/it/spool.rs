@@ -589,3 +589,69 @@ async fn the_worker_recovers_records_left_sending_and_stops_on_shutdown() {
     assert_eq!(report.state, DeliveryState::Delivered);
     assert_eq!(report.counts.processed, 4);
 }
+
+#[tokio::test]
+async fn records_processed_in_a_partial_answer_are_stored_before_the_555_retry() {
+    let server = MockServer::start().await;
+    // First answer: record 2 hit CleverTap's miscellaneous error (555), record 1 was processed.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": "partial", "processed": 1,
+            "unprocessed": [{"status": "fail", "code": 555,
+                             "error": "Miscellaneous error. Skipped record number : 2", "record": {}}]})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    // The retry of record 2 is answered only after a long while.
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"status": "success", "processed": 1, "unprocessed": []}))
+                .set_delay(Duration::from_secs(2)),
+        )
+        .mount(&server)
+        .await;
+    let dir = TempDir::new("early");
+    let sqlite = open(&dir);
+    let spool: Arc<dyn Spool> = Arc::new(sqlite.clone());
+    let mut settings = DeliverySettings {
+        max_attempts: 3,
+        ..DeliverySettings::default()
+    };
+    settings.backoff.base = Duration::from_millis(10);
+    let deliverer = Deliverer::new(
+        http_uploader(&server),
+        [credentials(ACCOUNT, "PASS")],
+        settings,
+    );
+    let worker = Worker::new(
+        Arc::clone(&spool),
+        Arc::new(deliverer),
+        WorkerSettings::default(),
+    );
+    accept(&sqlite, "d", &payload("early", 1), 1000, DAY).await;
+    let round = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.round().await }
+    });
+    // Wait until the retry of record 2 is with CleverTap (its answer takes 2 s)...
+    for _ in 0..500 {
+        if server.received_requests().await.unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        2,
+        "the retry is in flight"
+    );
+    // ...then the processed record is already stored as processed: a crash now would leave
+    // only the 555 record to send again.
+    let during = spool.report("d").await.unwrap().unwrap();
+    assert_eq!((during.counts.processed, during.counts.pending), (1, 1));
+    assert_eq!(round.await.unwrap().unwrap(), 2);
+    let after = spool.report("d").await.unwrap().unwrap();
+    assert_eq!((after.counts.processed, after.counts.pending), (2, 0));
+    assert!(after.counts.is_consistent());
+}
