@@ -655,3 +655,41 @@ async fn records_processed_in_a_partial_answer_are_stored_before_the_555_retry()
     assert_eq!((after.counts.processed, after.counts.pending), (2, 0));
     assert!(after.counts.is_consistent());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_accepts_are_each_stored_once_and_duplicates_found_within_a_commit() {
+    let dir = TempDir::new("group");
+    let sqlite = open(&dir);
+    let mut tasks = tokio::task::JoinSet::new();
+    // 64 distinct bodies, each sent twice at once: group commit puts many in one transaction,
+    // and a duplicate in the same transaction must still be found.
+    for i in 0..64 {
+        for copy in 0..2 {
+            let sqlite = sqlite.clone();
+            tasks.spawn(async move {
+                let body = payload(&format!("g{i}"), 1);
+                accept(&sqlite, &format!("d{i}-{copy}"), &body, 1000, DAY).await
+            });
+        }
+    }
+    let (mut stored, mut duplicates) = (std::collections::BTreeSet::new(), 0);
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            Accepted::Stored(r) => {
+                assert!(stored.insert(r.delivery_id.clone()));
+                assert_eq!(r.counts.pending, 2);
+            }
+            Accepted::Duplicate(_) => duplicates += 1,
+        }
+    }
+    assert_eq!((stored.len(), duplicates), (64, 64));
+    assert_eq!(sqlite.pending_records().await.unwrap(), 128);
+    // Each stored report reads back as it was answered.
+    for id in &stored {
+        let report = sqlite.report(id).await.unwrap().unwrap();
+        assert_eq!(
+            (report.state, report.counts.pending),
+            (DeliveryState::Pending, 2)
+        );
+    }
+}
