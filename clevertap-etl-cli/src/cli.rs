@@ -79,6 +79,16 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
     },
+    /// Inspect and retry the spool's deliveries (async mode): reads the `[delivery] spool` file
+    /// directly, so it works whether or not the service is running.
+    Deliveries {
+        /// The configuration file (its `[delivery] spool` and, for `--remap`, `[transform]`).
+        #[arg(long, short, global = true, env = "CLEVERTAP_ETL_CONFIG")]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: DeliveriesAction,
+    },
     /// Check a configuration and print the effective one (file + environment overrides +
     /// defaults), with secrets redacted.
     CheckConfig {
@@ -97,6 +107,35 @@ pub enum Command {
         /// Upload to the in-process sandbox instead of CleverTap (no config file needed).
         #[arg(long)]
         sandbox: bool,
+    },
+}
+
+/// `clevertap-etl deliveries …`.
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesAction {
+    /// List deliveries, newest first.
+    List {
+        /// Only those in this state: pending, partial, failed, dead (holding dead records),
+        /// delivered, test.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print one delivery's report.
+    Show {
+        /// The delivery id.
+        id: String,
+    },
+    /// Re-queue a delivery's dead records (a running service sends them within a second).
+    Retry {
+        /// The delivery id.
+        id: String,
+        /// Re-plan the stored payload with the current `[transform]` first (records already
+        /// processed are never sent again).
+        #[arg(long)]
+        remap: bool,
     },
 }
 

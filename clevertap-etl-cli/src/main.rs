@@ -85,6 +85,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             };
             commands::send::run(&payload, &url, auth, options).await
         }
+        Command::Deliveries { config, action } => {
+            commands::deliveries::run(config.as_deref(), action).await
+        }
         Command::CheckConfig { config } => commands::check_config::run(config.as_deref()),
         Command::Transform {
             payload,

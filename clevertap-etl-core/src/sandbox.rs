@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use crate::account::{AccountId, Credentials};
 use crate::deliver::MAX_BATCH_SIZE;
 use crate::record::{ResponseStatus, Unprocessed, UploadBody, UploadRecord, UploadResponse};
-use crate::spec::{OnBreach, ValidationSettings};
+use crate::spec::ValidationSettings;
 use crate::upload::{UploadError, UploadReply, Uploader};
 use crate::validate::validate;
 
@@ -128,22 +128,7 @@ impl SandboxUploader {
 /// sandbox applies the same rules as offline validation, with every rule set to reject:
 /// CleverTap repairs nothing.
 fn check(record: &UploadRecord) -> Option<(i64, String)> {
-    let strict = ValidationSettings {
-        key_length: OnBreach::Reject,
-        key_chars: OnBreach::Reject,
-        value_length: OnBreach::Reject,
-        nested: OnBreach::Reject,
-        event_properties: OnBreach::Reject,
-        ts: OnBreach::Reject,
-        phone: OnBreach::Reject,
-        gender: OnBreach::Reject,
-        email: OnBreach::Reject,
-        employed: OnBreach::Reject,
-        education: OnBreach::Reject,
-        married: OnBreach::Reject,
-        age: OnBreach::Reject,
-        ..ValidationSettings::default()
-    };
+    let strict = ValidationSettings::strict();
     let mut copy = record.clone();
     validate(&mut copy, &strict)
         .err()

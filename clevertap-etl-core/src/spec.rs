@@ -507,6 +507,29 @@ impl Default for ValidationSettings {
     }
 }
 
+impl ValidationSettings {
+    /// Every rule set to reject, limits as default: what CleverTap itself does (it repairs
+    /// nothing). The sandbox answers with these.
+    pub fn strict() -> Self {
+        ValidationSettings {
+            key_length: OnBreach::Reject,
+            key_chars: OnBreach::Reject,
+            value_length: OnBreach::Reject,
+            nested: OnBreach::Reject,
+            event_properties: OnBreach::Reject,
+            ts: OnBreach::Reject,
+            phone: OnBreach::Reject,
+            gender: OnBreach::Reject,
+            email: OnBreach::Reject,
+            employed: OnBreach::Reject,
+            education: OnBreach::Reject,
+            married: OnBreach::Reject,
+            age: OnBreach::Reject,
+            ..ValidationSettings::default()
+        }
+    }
+}
+
 /// What to do with a record that breaks a rule. Every fix or drop is listed in the record's
 /// `fixes`.
 ///

@@ -898,22 +898,7 @@ mod tests {
     }
 
     fn strict() -> ValidationSettings {
-        ValidationSettings {
-            key_length: OnBreach::Reject,
-            key_chars: OnBreach::Reject,
-            value_length: OnBreach::Reject,
-            nested: OnBreach::Reject,
-            event_properties: OnBreach::Reject,
-            ts: OnBreach::Reject,
-            phone: OnBreach::Reject,
-            gender: OnBreach::Reject,
-            email: OnBreach::Reject,
-            employed: OnBreach::Reject,
-            education: OnBreach::Reject,
-            married: OnBreach::Reject,
-            age: OnBreach::Reject,
-            ..ValidationSettings::default()
-        }
+        ValidationSettings::strict()
     }
 
     /// The code a record is rejected with under strict settings.

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share: reading files and the configuration.
 
 pub mod check_config;
+pub mod deliveries;
 pub mod demo;
 pub mod send;
 pub mod serve;

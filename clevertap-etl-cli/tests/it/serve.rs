@@ -305,3 +305,77 @@ fn send_reports_refusals_and_unreachable_services() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
+
+#[tokio::test]
+async fn deliveries_command_lists_shows_and_retries_from_the_spool() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let spool = temp_file("deliveries-spool.sqlite", "");
+    std::fs::remove_file(&spool).unwrap();
+    let config = temp_file(
+        "deliveries.toml",
+        &format!(
+            "[clevertap]\napi_base_url = \"{}\"\n[[accounts]]\nid = \"W44-Z4K-K65Z\"\npasscode = \"p\"\n\
+             [delivery]\nspool = \"{}\"\nmax_attempts = 1\n",
+            server.uri(),
+            spool.display()
+        ),
+    );
+    let config = config.to_str().unwrap();
+    let id = {
+        let service = start(&["--config", config], &[]);
+        let answer: Value = client()
+            .post(format!("{}/webhooks/clevertap", service.url))
+            .body(std::fs::read(example("payloads/seed.json")).unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = answer["delivery_id"].as_str().unwrap().to_owned();
+        let report = settled(&service.url, &id).await;
+        assert_eq!(
+            (report["state"].as_str(), report["counts"]["dead"].as_u64()),
+            (Some("failed"), Some(2))
+        );
+        id
+    };
+    let run = |args: &[&str]| {
+        bin()
+            .args(["deliveries", "--config", config])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["list", "--state", "dead"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["deliveries"][0]["delivery_id"], id.as_str());
+    let out = run(&["show", &id]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failures"][0]["code"], 503);
+    let out = run(&["retry", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            report["state"].as_str(),
+            report["counts"]["pending"].as_u64()
+        ),
+        (Some("pending"), Some(2))
+    );
+    let out = run(&["show", "no-such-id"]);
+    assert_eq!(out.status.code(), Some(2));
+}
