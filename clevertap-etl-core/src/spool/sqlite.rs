@@ -402,37 +402,47 @@ impl Spool for SqliteSpool {
     }
 
     async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, SpoolError> {
-        self.with(move |conn| {
-            let tx = conn.transaction().map_err(db)?;
-            let mut claimed = Vec::new();
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT id, delivery_id, account_id, record FROM records WHERE state = 'pending' ORDER BY id LIMIT ?1",
+        // Under the lock: read the rows and mark them in one statement. Parsing happens after,
+        // so webhook commits wait as little as possible.
+        let rows: Vec<(i64, String, String, String)> = self
+            .with(move |conn| {
+                let tx = conn.transaction().map_err(db)?;
+                let rows = {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "SELECT id, delivery_id, account_id, record FROM records WHERE state = 'pending' ORDER BY id LIMIT ?1",
+                        )
+                        .map_err(db)?;
+                    let mapped = stmt
+                        .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        })
+                        .map_err(db)?;
+                    mapped.collect::<Result<Vec<_>, _>>().map_err(db)?
+                };
+                if let Some((last, ..)) = rows.last() {
+                    // The rows read are exactly the pending ones up to the last id read.
+                    tx.execute(
+                        "UPDATE records SET state = 'sending' WHERE state = 'pending' AND id <= ?1",
+                        [last],
                     )
                     .map_err(db)?;
-                let mut rows = stmt.query([i64::try_from(limit).unwrap_or(i64::MAX)]).map_err(db)?;
-                while let Some(r) = rows.next().map_err(db)? {
-                    let account: String = r.get(2).map_err(db)?;
-                    let record: String = r.get(3).map_err(db)?;
-                    claimed.push(Claimed {
-                        id: r.get(0).map_err(db)?,
-                        delivery_id: r.get(1).map_err(db)?,
-                        account_id: AccountId::try_from(account).map_err(|e| SpoolError::Corrupt(e.to_string()))?,
-                        record: serde_json::from_str::<UploadRecord>(&record).map_err(corrupt)?,
-                    });
                 }
-                let mut mark = tx
-                    .prepare_cached("UPDATE records SET state = 'sending' WHERE id = ?1")
-                    .map_err(db)?;
-                for c in &claimed {
-                    mark.execute([c.id]).map_err(db)?;
-                }
-            }
-            tx.commit().map_err(db)?;
-            Ok(claimed)
-        })
-        .await
+                tx.commit().map_err(db)?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, delivery_id, account, record)| {
+                Ok(Claimed {
+                    id,
+                    delivery_id,
+                    account_id: AccountId::try_from(account)
+                        .map_err(|e| SpoolError::Corrupt(e.to_string()))?,
+                    record: serde_json::from_str::<UploadRecord>(&record).map_err(corrupt)?,
+                })
+            })
+            .collect()
     }
 
     async fn complete(
