@@ -1,6 +1,6 @@
 //! The routes and their layers. Handlers read the request, call the pipeline, write the answer.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
@@ -75,13 +75,6 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(uri.path().to_owned())
 }
 
-fn now() -> UnixSeconds {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    UnixSeconds(i64::try_from(secs).unwrap_or(i64::MAX))
-}
-
 /// Reads a JSON body: 415 for another content type, 413 past the limit.
 fn json_body(
     state: &AppState,
@@ -117,13 +110,13 @@ async fn webhook(
         let id = uuid::Uuid::new_v4().to_string();
         match &state.intake {
             Some(intake) => {
-                let accepted = intake.accept(&state.pipeline, &body, id, now()).await?;
+                let accepted = intake.accept(&state.pipeline, &body, id, UnixSeconds::now()).await?;
                 if let Accepted::Duplicate(report) = &accepted {
                     tracing::info!(delivery_id = %report.delivery_id, "duplicate webhook: answered with the original delivery");
                 }
                 Ok::<_, ApiError>(accepted.report().clone())
             }
-            None => Ok(state.pipeline.run(&body, id, now()).await?),
+            None => Ok(state.pipeline.run(&body, id, UnixSeconds::now()).await?),
         }
     }
     .await;
@@ -162,7 +155,7 @@ async fn plan(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Explained>, ApiError> {
     let body = json_body(&state, &headers, body)?;
-    Ok(Json(state.pipeline.explain(&body, now())?))
+    Ok(Json(state.pipeline.explain(&body, UnixSeconds::now())?))
 }
 
 async fn healthz() -> Json<Value> {
@@ -280,7 +273,7 @@ async fn retry_delivery(
     Query(query): Query<RetryQuery>,
 ) -> Result<Json<DeliveryReport>, ApiError> {
     let report = intake(&state)?
-        .retry(&state.pipeline, &id, query.remap, now())
+        .retry(&state.pipeline, &id, query.remap, UnixSeconds::now())
         .await?;
     tracing::info!(delivery_id = %id, remap = query.remap, "delivery re-queued");
     report

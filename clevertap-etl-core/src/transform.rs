@@ -19,6 +19,17 @@ use crate::validate::{validate_into, Fix, FixAction, Rule};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct UnixSeconds(pub i64);
 
+impl UnixSeconds {
+    /// The system clock, now. For callers of the transform (adapters, the spool worker): the
+    /// transform itself never calls this, it is handed the time.
+    pub fn now() -> Self {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        UnixSeconds(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+}
+
 /// What the transform decided: the records per target account, and what it will not send.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {

@@ -8,9 +8,10 @@ use clevertap_etl_core::spool::{Intake, Spool, SqliteSpool, StateFilter, Worker}
 use clevertap_etl_core::{ConfigError, Pipeline, PipelineError};
 use serde_json::json;
 
-use super::{emit, load_config, now};
+use super::{emit, load_config};
 use crate::cli::DeliveriesAction;
 use crate::error::CliError;
+use clevertap_etl_core::UnixSeconds;
 
 /// Runs one action and prints JSON, like the HTTP API answers.
 pub async fn run(config_path: Option<&Path>, action: DeliveriesAction) -> Result<(), CliError> {
@@ -77,7 +78,7 @@ pub async fn run(config_path: Option<&Path>, action: DeliveriesAction) -> Result
             );
             let intake = Intake::new(spool, worker, config.intake_settings());
             let report = intake
-                .retry(&pipeline, &id, remap, now())
+                .retry(&pipeline, &id, remap, UnixSeconds::now())
                 .await
                 .map_err(|e| match e {
                     PipelineError::Decode(_) | PipelineError::Transform(_) => CliError::BadInput(

@@ -9,10 +9,9 @@ pub mod transform;
 pub mod upload;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clevertap_etl_core::config::ResolvedAuth;
-use clevertap_etl_core::{Config, Credentials, UnixSeconds};
+use clevertap_etl_core::{Config, Credentials};
 
 use crate::error::CliError;
 
@@ -93,14 +92,6 @@ pub fn emit(text: &str) {
         eprintln!("error: cannot write the output: {e}");
         std::process::exit(2);
     }
-}
-
-/// The current time in epoch seconds.
-pub fn now() -> UnixSeconds {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    UnixSeconds(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

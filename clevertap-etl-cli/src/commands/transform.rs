@@ -6,8 +6,9 @@ use std::sync::Arc;
 use clevertap_etl_core::sandbox::SandboxUploader;
 use clevertap_etl_core::Pipeline;
 
-use super::{emit, load_config, now, read_input};
+use super::{emit, load_config, read_input};
 use crate::error::CliError;
+use clevertap_etl_core::UnixSeconds;
 
 /// Prints `{"uploads": [{"account_id", "body"}], "skipped": [...]}`, or with `explain` the
 /// readable explanation.
@@ -23,13 +24,15 @@ pub fn run(payload: &Path, config_path: Option<&Path>, explain: bool) -> Result<
     if explain {
         emit(
             &pipeline
-                .explain(&body, now())
+                .explain(&body, UnixSeconds::now())
                 .map_err(to_error)?
                 .to_string(),
         );
         return Ok(());
     }
-    let preview = pipeline.preview(&body, now()).map_err(to_error)?;
+    let preview = pipeline
+        .preview(&body, UnixSeconds::now())
+        .map_err(to_error)?;
     let text =
         serde_json::to_string_pretty(&preview).map_err(|e| CliError::Unreachable(e.to_string()))?;
     emit(&text);

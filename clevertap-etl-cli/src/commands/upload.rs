@@ -16,8 +16,9 @@ use clevertap_etl_core::{
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::{credentials, emit, load_config, now};
+use super::{credentials, emit, load_config};
 use crate::error::CliError;
+use clevertap_etl_core::UnixSeconds;
 
 /// How `upload` runs.
 #[derive(Debug, Clone, Copy)]
@@ -205,7 +206,7 @@ impl Run {
             payload,
             self.pipeline.spec(),
             self.pipeline.routing(),
-            now(),
+            UnixSeconds::now(),
         )
         .map_err(|e| CliError::BadInput(format!("cannot plan: {e}")))?;
         let report = if self.options.dry_run {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{bin, client, example, temp_file};
+use crate::support::{bin, client, example, get_json, post_json, temp_file};
 
 /// A running `serve`, killed on drop.
 pub(crate) struct Service {
@@ -77,15 +77,11 @@ async fn serve_delivers_the_seed_to_the_configured_clevertap() {
         &["--config", config.to_str().unwrap()],
         &[("CT_TEST_PASSCODE", "FROM-ENV-123")],
     );
-    let report: Value = client()
-        .post(format!("{}/webhooks/clevertap", service.url))
-        .body(std::fs::read(example("payloads/seed.json")).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report: Value = post_json(
+        &format!("{}/webhooks/clevertap", service.url),
+        std::fs::read(example("payloads/seed.json")).unwrap(),
+    )
+    .await;
     assert_eq!(report["state"], "delivered", "{report}");
     assert_eq!(report["counts"]["processed"], 2);
     let received = server.received_requests().await.unwrap();
@@ -97,27 +93,16 @@ async fn serve_delivers_the_seed_to_the_configured_clevertap() {
 #[tokio::test]
 async fn serve_sandbox_needs_no_config_and_reports_through_the_deliveries_api() {
     let service = start(&["--sandbox"], &[]);
-    let answer: Value = client()
-        .post(format!("{}/webhooks/clevertap", service.url))
-        .body(std::fs::read(example("payloads/restricted-event.json")).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = post_json(
+        &format!("{}/webhooks/clevertap", service.url),
+        std::fs::read(example("payloads/restricted-event.json")).unwrap(),
+    )
+    .await;
     assert_eq!(answer["state"], "pending", "{answer}");
     let report = settled(&service.url, answer["delivery_id"].as_str().unwrap()).await;
     assert_eq!(report["state"], "partial", "{report}");
     assert_eq!(report["failures"][0]["code"], 513);
-    let list: Value = client()
-        .get(format!("{}/v1/deliveries?state=partial", service.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&format!("{}/v1/deliveries?state=partial", service.url)).await;
     assert_eq!(list["deliveries"][0]["delivery_id"], answer["delivery_id"]);
     // The worker's outcomes reach the metrics too (the profile record was processed).
     let metrics = client()
@@ -137,14 +122,7 @@ async fn serve_sandbox_needs_no_config_and_reports_through_the_deliveries_api() 
 /// Polls a delivery until the worker has settled it.
 pub(crate) async fn settled(base: &str, id: &str) -> Value {
     for _ in 0..500 {
-        let report: Value = client()
-            .get(format!("{base}/v1/deliveries/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let report: Value = get_json(&format!("{base}/v1/deliveries/{id}")).await;
         if report["state"] != "pending" {
             return report;
         }
@@ -327,15 +305,11 @@ async fn deliveries_command_lists_shows_and_retries_from_the_spool() {
     let config = config.to_str().unwrap();
     let id = {
         let service = start(&["--config", config], &[]);
-        let answer: Value = client()
-            .post(format!("{}/webhooks/clevertap", service.url))
-            .body(std::fs::read(example("payloads/seed.json")).unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer: Value = post_json(
+            &format!("{}/webhooks/clevertap", service.url),
+            std::fs::read(example("payloads/seed.json")).unwrap(),
+        )
+        .await;
         let id = answer["delivery_id"].as_str().unwrap().to_owned();
         let report = settled(&service.url, &id).await;
         assert_eq!(

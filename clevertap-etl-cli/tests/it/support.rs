@@ -51,3 +51,28 @@ pub fn client() -> reqwest::Client {
     clevertap_etl_core::upload::ensure_crypto_provider();
     reqwest::Client::new()
 }
+
+/// POSTs `body` to `url` and returns the JSON answer.
+pub async fn post_json(url: &str, body: Vec<u8>) -> serde_json::Value {
+    client()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// GETs `url` and returns the JSON answer.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

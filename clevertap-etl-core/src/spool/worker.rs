@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -59,13 +59,6 @@ impl std::fmt::Debug for Worker {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
-}
-
-fn now() -> UnixSeconds {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    UnixSeconds(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 impl Worker {
@@ -186,7 +179,9 @@ impl Worker {
         let Some(retention) = self.settings.retention else {
             return;
         };
-        let cutoff = UnixSeconds(now().0 - i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
+        let cutoff = UnixSeconds(
+            UnixSeconds::now().0 - i64::try_from(retention.as_secs()).unwrap_or(i64::MAX),
+        );
         match self.spool.prune(cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "finished deliveries past retention were pruned"),
@@ -238,7 +233,7 @@ struct Store<'a> {
 
 impl Store<'_> {
     async fn complete(self, outcomes: &[(i64, RecordOutcome)]) -> Result<(), SpoolError> {
-        self.spool.complete(now(), outcomes).await?;
+        self.spool.complete(UnixSeconds::now(), outcomes).await?;
         if let Some(observe) = self.observer {
             let list: Vec<RecordOutcome> = outcomes.iter().map(|(_, o)| o.clone()).collect();
             observe(&list);
